@@ -1,0 +1,33 @@
+/* The one event layout shared by every coral BPF program and the Rust core
+ * (native/src/event.rs mirrors it; a Rust test compiles this header and pins
+ * every offset). Change it here first. */
+#ifndef CORAL_EVENT_H
+#define CORAL_EVENT_H
+
+#define CORAL_MAX_ARGS 6
+#define CORAL_COMM_LEN 16
+
+/* coral_event.flags */
+#define CORAL_EV_HAS_RETURN (1u << 0) /* duration_ns and ret are valid */
+
+/* Slots of the per-CPU `counters` array every program keeps. */
+#define CORAL_CNT_HITS 0      /* probe fired for a wanted process */
+#define CORAL_CNT_SUBMITTED 1 /* records committed to the ring buffer */
+#define CORAL_CNT_LOST 2      /* ring buffer full: reserve failed */
+#define CORAL_CNT_FILTERED 3  /* dropped on purpose: --sample, --min-duration */
+#define CORAL_CNT_UNPAIRED 4  /* return without a recorded entry */
+#define CORAL_CNT_MAX 5
+
+struct coral_event {
+	__u64 ts_ns;       /* bpf_ktime_get_ns() at entry (CLOCK_MONOTONIC) */
+	__u64 duration_ns; /* return - entry, with CORAL_EV_HAS_RETURN */
+	__u32 tgid;
+	__u32 tid;
+	__u32 probe_id;    /* index into the session's probe table */
+	__u32 flags;
+	__s64 args[CORAL_MAX_ARGS];
+	__s64 ret;
+	char comm[CORAL_COMM_LEN];
+};
+
+#endif /* CORAL_EVENT_H */

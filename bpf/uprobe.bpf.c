@@ -1,0 +1,139 @@
+/* Function probes: uprobe/uretprobe, Go RET-instruction probes, kprobes.
+ *
+ * Entry stores (timestamp, args) keyed by (thread, stack pointer, probe) and
+ * the return pairs with it, so recursion and nested probed functions pair
+ * correctly; latency filtering happens here, before the ring buffer.
+ * coral_probe/bpf_source.py appends one CORAL_PROBE(id) line per function. */
+#include <uapi/linux/ptrace.h>
+#include "coral_common.h"
+
+#ifndef CORAL_WITH_RETURN
+#define CORAL_WITH_RETURN 1
+#endif
+#ifndef CORAL_MIN_DURATION_NS
+#define CORAL_MIN_DURATION_NS 0
+#endif
+#ifndef CORAL_SAMPLE
+#define CORAL_SAMPLE 1
+#endif
+#ifndef CORAL_GO_ABI
+#define CORAL_GO_ABI 0
+#endif
+
+/* x86-64: a uretprobe fires after `ret` popped the return address (sp moved
+ * by 8); a Go return probe sits on the RET instruction itself (sp unchanged). */
+#if CORAL_GO_ABI
+#define CORAL_RET_SP_DELTA 0
+#else
+#define CORAL_RET_SP_DELTA 8
+#endif
+
+struct coral_entry_key {
+	u32 thread; /* tid; the tgid for Go, whose goroutines move between threads */
+	u32 probe_id;
+	u64 sp;
+};
+
+struct coral_entry {
+	u64 ts;
+	s64 args[CORAL_MAX_ARGS];
+};
+
+/* LRU: entries whose return never comes (a thread killed mid-call) age out. */
+BPF_TABLE("lru_hash", struct coral_entry_key, struct coral_entry, entries, 65536);
+BPF_ARRAY(sample_counter, u64, 1);
+
+static __always_inline void coral_read_args(struct pt_regs *ctx, s64 *args)
+{
+#if CORAL_GO_ABI
+	/* Go's register ABI (ABIInternal): RAX, RBX, RCX, RDI, RSI, R8, ... */
+	args[0] = ctx->ax;
+	args[1] = ctx->bx;
+	args[2] = ctx->cx;
+	args[3] = ctx->di;
+	args[4] = ctx->si;
+	args[5] = ctx->r8;
+#else
+	args[0] = PT_REGS_PARM1(ctx);
+	args[1] = PT_REGS_PARM2(ctx);
+	args[2] = PT_REGS_PARM3(ctx);
+	args[3] = PT_REGS_PARM4(ctx);
+	args[4] = PT_REGS_PARM5(ctx);
+	args[5] = PT_REGS_PARM6(ctx);
+#endif
+}
+
+/* Exactly 1 in N across all CPUs: a shared counter, not a random draw. */
+static __always_inline int coral_sampled(void)
+{
+#if CORAL_SAMPLE > 1
+	int zero = 0;
+	u64 *c = sample_counter.lookup(&zero);
+	if (!c)
+		return 0;
+	return __sync_fetch_and_add(c, 1) % CORAL_SAMPLE == 0;
+#else
+	return 1;
+#endif
+}
+
+static __always_inline u32 coral_thread(u64 pid_tgid)
+{
+	return CORAL_GO_ABI ? (u32)(pid_tgid >> 32) : (u32)pid_tgid;
+}
+
+static __always_inline int coral_on_entry(struct pt_regs *ctx, u32 probe_id)
+{
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!coral_wanted(pid_tgid))
+		return 0;
+	coral_count(CORAL_CNT_HITS);
+	if (!coral_sampled()) {
+		coral_count(CORAL_CNT_FILTERED);
+		return 0;
+	}
+#if CORAL_WITH_RETURN
+	struct coral_entry_key key = {
+		.thread = coral_thread(pid_tgid),
+		.probe_id = probe_id,
+		.sp = PT_REGS_SP(ctx),
+	};
+	struct coral_entry entry = { .ts = bpf_ktime_get_ns() };
+	coral_read_args(ctx, entry.args);
+	entries.update(&key, &entry);
+	return 0;
+#else
+	s64 args[CORAL_MAX_ARGS];
+	coral_read_args(ctx, args);
+	return coral_submit(probe_id, pid_tgid, bpf_ktime_get_ns(), 0, args, 0, 0);
+#endif
+}
+
+static __always_inline int coral_on_return(struct pt_regs *ctx, u32 probe_id)
+{
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!coral_wanted(pid_tgid))
+		return 0;
+	struct coral_entry_key key = {
+		.thread = coral_thread(pid_tgid),
+		.probe_id = probe_id,
+		.sp = PT_REGS_SP(ctx) - CORAL_RET_SP_DELTA,
+	};
+	struct coral_entry *entry = entries.lookup(&key);
+	if (!entry) {
+		coral_count(CORAL_CNT_UNPAIRED);
+		return 0;
+	}
+	u64 duration = bpf_ktime_get_ns() - entry->ts;
+	if (duration < CORAL_MIN_DURATION_NS)
+		coral_count(CORAL_CNT_FILTERED);
+	else
+		coral_submit(probe_id, pid_tgid, entry->ts, duration, entry->args,
+			     PT_REGS_RC(ctx), CORAL_EV_HAS_RETURN);
+	entries.delete(&key);
+	return 0;
+}
+
+#define CORAL_PROBE(id)                                                   \
+	int coral_entry_##id(struct pt_regs *ctx) { return coral_on_entry(ctx, id); } \
+	int coral_return_##id(struct pt_regs *ctx) { return coral_on_return(ctx, id); }

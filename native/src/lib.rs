@@ -1,0 +1,26 @@
+//! coral_probe._native: the data plane of coral-probe. This file only
+//! registers; each concern lives in its own module.
+
+mod batch;
+mod consumer;
+mod error;
+mod event;
+mod latency;
+mod python;
+mod ringbuf;
+mod symbols;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("NativeError", m.py().get_type::<error::NativeError>())?;
+    m.add("EVENT_SIZE", event::CoralEvent::SIZE)?;
+    m.add("COUNTER_NAMES", event::COUNTER_NAMES.to_vec())?;
+    m.add_class::<python::PyRingConsumer>()?;
+    m.add_class::<python::PyBatch>()?;
+    m.add_function(wrap_pyfunction!(python::drain_ring, m)?)?;
+    m.add_function(wrap_pyfunction!(python::demangle, m)?)?;
+    m.add_function(wrap_pyfunction!(python::ret_offsets, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! The Python face of the native core: inputs are extracted, the GIL is
+//! released for anything that waits or loops, results go out as numpy.
+
+use std::time::Duration;
+
+use numpy::PyArray1;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList};
+
+use crate::batch::{Batch, SessionMeta};
+use crate::consumer::{self, Consumer, ConsumerConfig};
+use crate::error::Error;
+use crate::event::MAX_ARGS;
+use crate::symbols;
+
+/// Decoded events of one batch, as columns.
+#[pyclass(name = "Batch", module = "coral_probe._native", frozen)]
+pub struct PyBatch {
+    inner: Batch,
+}
+
+#[pymethods]
+impl PyBatch {
+    fn __len__(&self) -> usize {
+        self.inner.columns.len()
+    }
+
+    /// Column name -> numpy array; `comm` holds codes into `comm_names`.
+    fn columns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let c = &self.inner.columns;
+        let d = PyDict::new(py);
+        d.set_item("ts_ns", PyArray1::from_slice(py, &c.ts_ns))?;
+        d.set_item("duration_ns", PyArray1::from_slice(py, &c.duration_ns))?;
+        d.set_item("has_return", PyArray1::from_slice(py, &c.has_return))?;
+        d.set_item("pid", PyArray1::from_slice(py, &c.pid))?;
+        d.set_item("tid", PyArray1::from_slice(py, &c.tid))?;
+        d.set_item("probe_id", PyArray1::from_slice(py, &c.probe_id))?;
+        for (i, column) in c.args.iter().enumerate() {
+            d.set_item(format!("arg{i}"), PyArray1::from_slice(py, column))?;
+        }
+        d.set_item("ret", PyArray1::from_slice(py, &c.ret))?;
+        d.set_item("comm", PyArray1::from_slice(py, &c.comm))?;
+        Ok(d)
+    }
+
+    #[getter]
+    fn comm_names<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, &self.inner.comm_names)
+    }
+
+    /// The events as JSON lines (one object per event, trailing newline).
+    fn jsonl<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        let mut out = Vec::with_capacity(self.inner.columns.len() * 220);
+        py.allow_threads(|| self.inner.write_jsonl(&mut out));
+        PyBytes::new(py, &out)
+    }
+}
+
+/// Drains a BPF ring buffer on a thread of its own.
+#[pyclass(name = "RingConsumer", module = "coral_probe._native")]
+pub struct PyRingConsumer {
+    inner: Consumer,
+}
+
+#[pymethods]
+impl PyRingConsumer {
+    #[new]
+    #[pyo3(signature = (map_fd, probe_names, nargs, wall_offset_ns, batch_max=65536, flush_ms=50, queue_depth=64))]
+    fn new(
+        map_fd: i32,
+        probe_names: Vec<String>,
+        nargs: Vec<usize>,
+        wall_offset_ns: i64,
+        batch_max: usize,
+        flush_ms: u64,
+        queue_depth: usize,
+    ) -> PyResult<Self> {
+        if probe_names.len() != nargs.len() {
+            return Err(Error::Invalid("probe_names and nargs differ in length".into()).into());
+        }
+        if nargs.iter().any(|&n| n > MAX_ARGS) || batch_max == 0 || queue_depth == 0 {
+            return Err(Error::Invalid(format!("nargs must be <= {MAX_ARGS}; batch_max, queue_depth > 0")).into());
+        }
+        let meta = SessionMeta {
+            probe_names_json: probe_names.iter().map(|n| serde_json::to_string(n).expect("str")).collect(),
+            nargs,
+            wall_offset_ns,
+        };
+        let config = ConsumerConfig {
+            batch_max,
+            flush_interval: Duration::from_millis(flush_ms),
+            queue_depth,
+        };
+        Ok(PyRingConsumer { inner: Consumer::start(map_fd, meta, config)? })
+    }
+
+    /// The next batch, or None after `timeout_ms` (or when closed).
+    fn poll(&self, py: Python<'_>, timeout_ms: u64) -> Option<PyBatch> {
+        let rx = &self.inner.batches;
+        py.allow_threads(|| rx.recv_timeout(Duration::from_millis(timeout_ms)).ok())
+            .map(|inner| PyBatch { inner })
+    }
+
+    /// Asks the thread to drain what is left and finish; keep polling until `closed`.
+    fn stop(&self) {
+        self.inner.request_stop();
+    }
+
+    /// True when the thread has finished and every batch was taken.
+    #[getter]
+    fn closed(&mut self) -> PyResult<bool> {
+        if self.inner.thread_done() && self.inner.batches.is_empty() {
+            self.inner.join()?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Events decoded so far, and latency percentiles over all of them.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        let latency = self.inner.shared.latency.lock().expect("latency lock");
+        d.set_item("events", latency.events)?;
+        d.set_item("with_latency", latency.count())?;
+        for (key, p) in [("p50_ns", 50.0), ("p90_ns", 90.0), ("p99_ns", 99.0)] {
+            d.set_item(key, latency.percentile(p))?;
+        }
+        d.set_item("max_ns", latency.max())?;
+        d.set_item("malformed", self.inner.shared.malformed.load(std::sync::atomic::Ordering::Relaxed))?;
+        Ok(d)
+    }
+}
+
+/// Decodes everything already in the ring buffer; returns the event count.
+#[pyfunction]
+pub fn drain_ring(py: Python<'_>, map_fd: i32, wall_offset_ns: i64) -> PyResult<usize> {
+    Ok(py.allow_threads(|| consumer::drain_all(map_fd, wall_offset_ns))?)
+}
+
+/// `(full, without parameters)` for each name; None where it is not C++.
+#[pyfunction]
+pub fn demangle(py: Python<'_>, names: Vec<String>) -> Vec<Option<(String, String)>> {
+    py.allow_threads(|| names.iter().map(|n| symbols::demangle(n)).collect())
+}
+
+/// Offsets of every RET instruction in a function's machine code.
+#[pyfunction]
+pub fn ret_offsets(code: &[u8], address: u64) -> Vec<u64> {
+    symbols::ret_offsets(code, address)
+}
