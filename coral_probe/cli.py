@@ -1,0 +1,124 @@
+"""`coral`: the command line. Every failure is one line on stderr and a
+non-zero exit; CORAL_DEBUG=1 shows tracebacks for bugs."""
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .durations import parse_duration_ns
+from .errors import CoralError
+
+_COMMAND_KEY = "command"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="coral")
+def cli() -> None:
+    """Attach eBPF probes to running programs and stream every hit."""
+
+
+@cli.group()
+def probe() -> None:
+    """Probe functions, kernel functions and tracepoints."""
+
+
+@probe.command("attach", context_settings={"max_content_width": 100})
+@click.argument("functions", nargs=-1)
+@click.option("-b", "--binary", metavar="PATH", help="Executable or shared library (`libc` style names too).")
+@click.option("-p", "--pid", type=int, help="Probe this running process (its executable unless --binary).")
+@click.option("--kernel", "kernel_functions", multiple=True, metavar="FUNCTION",
+              help="Kernel function (kprobe, fentry fallback).")
+@click.option("-t", "--tracepoint", "tracepoints", multiple=True, metavar="CATEGORY:NAME", help="Kernel tracepoint.")
+@click.option("--ret/--no-ret", "with_return", default=True, show_default=True,
+              help="Return probes: latency and return value.")
+@click.option("--args", "nargs", type=click.IntRange(0, 6), default=0, show_default=True,
+              help="Integer arguments to capture (0-6).")
+@click.option("--min-duration", metavar="DURATION", help="Only calls at least this slow, filtered in the kernel.")
+@click.option("--sample", type=int, default=1, show_default=True, help="Keep 1 in N calls, in the kernel.")
+@click.option("--duration", metavar="DURATION", help="Stop after this long (e.g. 30s).")
+@click.option("-o", "--output", type=click.Choice(["table", "jsonl"]), default="table", show_default=True)
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="DuckDB file [default: $CORAL_HOME/agent.duckdb].")
+@click.option("--max-functions", type=click.IntRange(1, 1024), default=64, show_default=True,
+              help="Cap on functions a wildcard may select.")
+@click.option("--ring-pages", type=int, default=1024, hidden=True, help="Ring buffer size in pages.")
+@click.option("--dump-bpf", is_flag=True, hidden=True, help="Print the generated BPF program and exit.")
+@click.pass_context
+def probe_attach(ctx: click.Context, functions, binary, pid, kernel_functions, tracepoints, with_return, nargs,
+                 min_duration, sample, duration, output, db_path, max_functions, ring_pages, dump_bpf) -> None:
+    """Attach to FUNCTION... and stream every call.
+
+    \b
+    coral probe attach ProcessPayment --binary ./payments
+    coral probe attach 'Process*' --pid 4242 --args 2 -o jsonl
+    coral probe attach ProcessPayment --min-duration 500ms -- ./payments --calls 100
+    coral probe attach --tracepoint syscalls:sys_enter_openat --duration 5s
+    """
+    from .plan import ProbeOptions
+    from .session import AttachRequest, run_attach
+
+    options = ProbeOptions(
+        with_return=with_return, nargs=nargs,
+        min_duration_ns=parse_duration_ns(min_duration, option="--min-duration") if min_duration else 0,
+        sample=sample, ringbuf_pages=ring_pages, max_functions=max_functions)
+    request = AttachRequest(
+        functions=list(functions), kernel_functions=list(kernel_functions), tracepoints=list(tracepoints),
+        binary=binary, pid=pid, command=(ctx.obj or {}).get(_COMMAND_KEY, []), options=options,
+        duration_s=parse_duration_ns(duration, option="--duration") / 1e9 if duration else None,
+        output=output, db_path=db_path, dump_bpf=dump_bpf)
+    ctx.exit(run_attach(request))
+
+
+@cli.command()
+def doctor() -> None:
+    """Check what this machine can do: privileges, BTF, probes, bcc, headers, Deno."""
+    from .doctor import run_checks
+
+    ok = True
+    for check in run_checks():
+        mark = {"ok": "[green]ok[/green]", "warn": "[yellow]warn[/yellow]", "fail": "[red]FAIL[/red]",
+                "info": "[cyan]info[/cyan]"}[check.status]
+        fix = f"  [dim]fix: {check.fix}[/dim]" if check.fix else ""
+        click.echo(_rich(f"{mark:>20}  {check.name:<18} {check.detail}{fix}"))
+        ok &= check.status != "fail"
+    sys.exit(0 if ok else 1)
+
+
+def _rich(markup: str) -> str:
+    from rich.console import Console
+
+    console = Console(highlight=False, soft_wrap=True)
+    with console.capture() as capture:
+        console.print(markup)
+    return capture.get().rstrip("\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    command: list[str] = []
+    if "--" in args:
+        cut = args.index("--")
+        args, command = args[:cut], args[cut + 1:]
+    try:
+        code = cli.main(args=args, prog_name="coral", obj={_COMMAND_KEY: command}, standalone_mode=False)
+    except CoralError as e:
+        click.echo(f"coral: {e}", err=True)
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        click.echo(f"coral: {e.format_message()}", err=True)
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as e:  # noqa: BLE001 - the one place bugs become one line
+        if os.environ.get("CORAL_DEBUG"):
+            raise
+        click.echo(f"coral: internal error: {type(e).__name__}: {e} (CORAL_DEBUG=1 shows the traceback)", err=True)
+        sys.exit(70)
+    sys.exit(code if isinstance(code, int) else 0)

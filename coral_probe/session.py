@@ -1,0 +1,195 @@
+"""One `coral probe attach`: attach, stream batches to the store and the
+view, stop on the first of duration / command exit / process exit / signal,
+then detach, drain every committed event and account for each one."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import _native
+from .attach import Attachment
+from .clock import monotonic_to_epoch_offset_ns
+from .errors import CoralError
+from .output import JsonlView, Snapshot, TableView
+from .paths import default_db_path
+from .plan import Plan, ProbeOptions, load_kernel_functions, plan_functions, plan_tracepoints
+from .store import ProbeSessionInfo, Store
+from .targets import LaunchedCommand, Target, check_pid, resolve_binary, resolve_pid
+
+
+@dataclass
+class AttachRequest:
+    functions: list[str] = field(default_factory=list)
+    kernel_functions: list[str] = field(default_factory=list)
+    tracepoints: list[str] = field(default_factory=list)
+    binary: str | None = None
+    pid: int | None = None
+    command: list[str] = field(default_factory=list)
+    options: ProbeOptions = field(default_factory=ProbeOptions)
+    duration_s: float | None = None
+    output: str = "table"
+    db_path: Path | None = None
+    dump_bpf: bool = False
+
+    def validate(self) -> None:
+        kinds = sum(bool(x) for x in (self.functions, self.kernel_functions, self.tracepoints))
+        if kinds == 0:
+            raise CoralError("nothing to probe: name a FUNCTION, --kernel FUNCTION or --tracepoint CATEGORY:NAME")
+        if kinds > 1:
+            raise CoralError("probe user functions, --kernel functions or --tracepoints, one kind per session")
+        targets = sum(x is not None and x != [] for x in (self.binary, self.pid, self.command or None))
+        if self.functions and targets == 0:
+            raise CoralError("no target: give --binary PATH, --pid PID or -- COMMAND [ARGS]")
+        if self.pid is not None and self.command:
+            raise CoralError("--pid and -- COMMAND exclude each other")
+        if self.binary is not None and self.command and self.functions:
+            raise CoralError("--binary and -- COMMAND exclude each other (the command is the binary)")
+        if self.output not in ("table", "jsonl"):
+            raise CoralError(f"invalid --output {self.output}: table or jsonl")
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(signum, frame):
+    raise _Stop()
+
+
+def _plan(req: AttachRequest, target: Target | None, pid: int | None) -> tuple[Plan, Attachment | None]:
+    if req.tracepoints:
+        return plan_tracepoints(req.tracepoints, req.options, pid), None
+    if req.kernel_functions:
+        if req.dump_bpf:
+            raise CoralError("--dump-bpf is for user functions and tracepoints")
+        return load_kernel_functions(req.kernel_functions, req.options, pid)
+    assert target is not None
+    return plan_functions(target, req.functions, req.options), None
+
+
+def run_attach(req: AttachRequest) -> int:
+    req.validate()
+    launched: LaunchedCommand | None = None
+    try:
+        # The process filter: for a command, the child held before exec.
+        if req.command:
+            launched = LaunchedCommand(req.command, stdout=sys.stderr if req.output == "jsonl" else None)
+        target = None
+        if req.functions:
+            if launched:
+                target = launched.target()
+            elif req.binary is not None:
+                target = resolve_binary(req.binary, req.pid)
+            else:
+                target = resolve_pid(req.pid)
+        elif req.pid is not None:
+            check_pid(req.pid)
+        pid = launched.pid if launched else req.pid
+        plan, attachment = _plan(req, target, pid)
+        if req.dump_bpf:
+            print(plan.program.dump())
+            return 0
+        if attachment is None:
+            attachment = plan.load()
+        return _stream(req, plan, attachment, launched, pid)
+    finally:
+        if launched:
+            launched.release()
+            if launched.process.poll() is None and sys.exc_info()[0] is not None:
+                launched.kill()
+
+
+def _stream(req: AttachRequest, plan: Plan, attachment: Attachment,
+            launched: LaunchedCommand | None, pid: int | None) -> int:
+    db_path = req.db_path or default_db_path()
+    try:
+        store = Store(db_path)
+    except BaseException:
+        attachment.detach()
+        raise
+    writer = store.begin_probe_session(ProbeSessionInfo(
+        probe_type=plan.probe_type, target=plan.target, pid=pid, functions=plan.names, nargs=plan.nargs,
+        options={"ret": req.options.with_return, "args": req.options.nargs,
+                 "min_duration_ns": req.options.min_duration_ns, "sample": req.options.sample}))
+    consumer = _native.RingConsumer(attachment.ringbuf_fd, plan.names, [plan.nargs] * len(plan.names),
+                                    monotonic_to_epoch_offset_ns())
+    title = f"coral probe: {', '.join(plan.names[:4])}{' ...' if len(plan.names) > 4 else ''} in {plan.target}"
+    view = JsonlView() if req.output == "jsonl" else TableView(title, plan.names, plan.nargs, plan.notes)
+    old_term = signal.signal(signal.SIGTERM, _raise_stop)
+    started = time.monotonic()
+    rate_window: list[tuple[float, int]] = []
+    exit_code = 0
+
+    def snapshot() -> Snapshot:
+        stats = consumer.stats()
+        now = time.monotonic()
+        rate_window.append((now, stats["events"]))
+        while len(rate_window) > 2 and now - rate_window[0][0] > 1.0:
+            rate_window.pop(0)
+        t0, e0 = rate_window[0]
+        rate = (stats["events"] - e0) / (now - t0) if now > t0 else 0.0
+        return Snapshot(now - started, stats["events"], rate, counters, stats)
+
+    counters = attachment.counters()
+    try:
+        with view:
+            if launched:
+                launched.release()
+            next_tick = 0.0
+            try:
+                while True:
+                    batch = consumer.poll(100)
+                    if batch is not None:
+                        writer.append(batch)
+                        view.on_batch(batch)
+                    now = time.monotonic()
+                    if now >= next_tick:
+                        counters = attachment.counters()
+                        view.tick(snapshot())
+                        next_tick = now + 0.25
+                    if req.duration_s is not None and now - started >= req.duration_s:
+                        break
+                    if launched and launched.process.poll() is not None:
+                        break
+                    if not launched and pid is not None and not os.path.exists(f"/proc/{pid}"):
+                        break
+            except (KeyboardInterrupt, _Stop):
+                pass
+            # Detach first so nothing new arrives, then take every committed event.
+            attachment.detach_probes()
+            counters = attachment.counters()
+            consumer.stop()
+            while not consumer.closed:
+                batch = consumer.poll(100)
+                if batch is not None:
+                    writer.append(batch)
+                    view.on_batch(batch)
+            final = snapshot()
+            final.elapsed_s = time.monotonic() - started
+            final.rate = final.events / final.elapsed_s if final.elapsed_s else 0.0
+            writer.finish(counters)
+            view.finish(final, f"{writer.rows} rows in {db_path} (session {writer.session_id})")
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+        attachment.detach()
+        store.close()
+    if launched:
+        exit_code = _command_exit_code(launched.process)
+    return exit_code
+
+
+def _command_exit_code(process: subprocess.Popen) -> int:
+    """The command's own exit code; a command still running (coral stopped
+    first: --duration, Ctrl-C) is asked to terminate, then killed."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        code = process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        code = process.wait()
+    return 128 - code if code < 0 else code

@@ -1,0 +1,170 @@
+"""The agent's DuckDB: schema and batched writes. Only the agent writes;
+everyone else reads through `open_readonly`."""
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import numpy as np
+
+from .errors import CoralError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS probe_sessions (
+    session_id   VARCHAR PRIMARY KEY,
+    started_at   TIMESTAMPTZ NOT NULL,
+    ended_at     TIMESTAMPTZ,
+    probe_type   VARCHAR NOT NULL,
+    target       VARCHAR NOT NULL,
+    pid          INTEGER,
+    functions    VARCHAR[] NOT NULL,
+    options      JSON,
+    hits         BIGINT,
+    delivered    BIGINT,
+    lost         BIGINT,
+    filtered     BIGINT,
+    unpaired     BIGINT
+);
+CREATE TABLE IF NOT EXISTS probe_events (
+    session_id    VARCHAR NOT NULL,
+    timestamp     TIMESTAMP_NS NOT NULL,   -- wall clock, UTC
+    probe_type    VARCHAR NOT NULL,
+    function_name VARCHAR NOT NULL,
+    binary_path   VARCHAR,
+    pid           INTEGER NOT NULL,
+    tid           INTEGER NOT NULL,
+    comm          VARCHAR NOT NULL,
+    duration_ns   BIGINT,                  -- NULL without a return probe
+    args          BIGINT[] NOT NULL,
+    return_value  BIGINT                   -- NULL without a return probe
+);
+CREATE TABLE IF NOT EXISTS emitted_events (
+    id           VARCHAR PRIMARY KEY,
+    timestamp    TIMESTAMPTZ NOT NULL,
+    name         VARCHAR NOT NULL,
+    data         JSON,
+    severity     VARCHAR NOT NULL,
+    script_id    VARCHAR,
+    execution_id VARCHAR
+);
+CREATE TABLE IF NOT EXISTS scripts (
+    id         VARCHAR PRIMARY KEY,
+    name       VARCHAR NOT NULL,
+    code       TEXT NOT NULL,
+    version    INTEGER NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    created_by VARCHAR
+);
+CREATE TABLE IF NOT EXISTS script_executions (
+    execution_id VARCHAR PRIMARY KEY,
+    script_id    VARCHAR NOT NULL,
+    status       VARCHAR NOT NULL,   -- running, completed, failed, killed, timeout
+    started_at   TIMESTAMPTZ NOT NULL,
+    completed_at TIMESTAMPTZ,
+    exit_code    INTEGER,
+    params       JSON
+);
+CREATE TABLE IF NOT EXISTS script_logs (
+    execution_id VARCHAR NOT NULL,
+    timestamp    TIMESTAMPTZ NOT NULL,
+    stream       VARCHAR NOT NULL,   -- stdout, stderr
+    line         VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS system_metrics_local (
+    timestamp    TIMESTAMPTZ NOT NULL,
+    name         VARCHAR NOT NULL,
+    value        DOUBLE NOT NULL,
+    unit         VARCHAR,
+    attributes   JSON
+);
+"""
+
+
+def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    try:
+        if not read_only:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        return duckdb.connect(str(path), read_only=read_only)
+    except (duckdb.Error, OSError) as e:
+        first_line = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CoralError(f"cannot open database {path}: {first_line}") from None
+
+
+def open_readonly(path: Path) -> duckdb.DuckDBPyConnection:
+    return _open(path, read_only=True)
+
+
+@dataclass(frozen=True)
+class ProbeSessionInfo:
+    probe_type: str
+    target: str
+    pid: int | None
+    functions: list[str]
+    nargs: int
+    options: dict
+
+
+class Store:
+    def __init__(self, path: Path):
+        self.path = path
+        self.con = _open(path, read_only=False)
+        self.con.execute(SCHEMA)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def begin_probe_session(self, info: ProbeSessionInfo) -> "ProbeEventWriter":
+        session_id = uuid.uuid4().hex[:12]
+        self.con.execute(
+            "INSERT INTO probe_sessions (session_id, started_at, probe_type, target, pid, functions, options)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [session_id, datetime.now(timezone.utc), info.probe_type, info.target, info.pid,
+             info.functions, json.dumps(info.options)])
+        return ProbeEventWriter(self.con, session_id, info)
+
+
+class ProbeEventWriter:
+    """Appends decoded batches: numpy columns in, one INSERT per batch."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, session_id: str, info: ProbeSessionInfo):
+        self.con = con
+        self.session_id = session_id
+        self.info = info
+        self._names = np.array(info.functions, dtype=object)
+        self.rows = 0
+
+    def append(self, batch) -> None:
+        cols = batch.columns()
+        frame = {
+            "ts_ns": cols["ts_ns"],
+            "function_name": self._names[cols["probe_id"]],
+            "pid": cols["pid"],
+            "tid": cols["tid"],
+            "comm": np.array(batch.comm_names, dtype=object)[cols["comm"]],
+            "duration_ns": cols["duration_ns"],
+            "has_return": cols["has_return"],
+            "ret": cols["ret"],
+            **{f"arg{i}": cols[f"arg{i}"] for i in range(6)},
+        }
+        self.con.register("coral_batch", frame)
+        try:
+            self.con.execute(
+                "INSERT INTO probe_events SELECT ?, make_timestamp_ns(ts_ns), ?, function_name, ?, pid, tid,"
+                " comm, CASE WHEN has_return THEN duration_ns END,"
+                " list_slice([arg0, arg1, arg2, arg3, arg4, arg5], 1, ?),"
+                " CASE WHEN has_return THEN ret END FROM coral_batch",
+                [self.session_id, self.info.probe_type, self.info.target, self.info.nargs])
+        finally:
+            self.con.unregister("coral_batch")
+        self.rows += len(batch)
+
+    def finish(self, counters: dict[str, int]) -> None:
+        self.con.execute(
+            "UPDATE probe_sessions SET ended_at = ?, hits = ?, delivered = ?, lost = ?, filtered = ?,"
+            " unpaired = ? WHERE session_id = ?",
+            [datetime.now(timezone.utc), counters["hits"], self.rows, counters["lost"],
+             counters["filtered"], counters["unpaired"], self.session_id])
+        self.con.execute("CHECKPOINT")
