@@ -1,6 +1,6 @@
 /* Function probes: uprobe/uretprobe, Go RET-instruction probes, kprobes.
  *
- * Entry stores (timestamp, args) keyed by (thread, stack pointer, probe) and
+ * Entry stores (timestamp, args) keyed by (thread, call frame, probe) and
  * the return pairs with it, so recursion and nested probed functions pair
  * correctly; latency filtering happens here, before the ring buffer.
  * coral_probe/bpf_source.py appends one CORAL_PROBE(id) line per function. */
@@ -29,9 +29,10 @@
 #endif
 
 struct coral_entry_key {
-	u32 thread; /* tid; the tgid for Go, whose goroutines move between threads */
+	u32 thread;    /* tid; for Go the tgid (goroutines move between threads) */
 	u32 probe_id;
-	u64 sp;
+	u64 frame;     /* where the frame is: the stack pointer (see coral_frame) */
+	u64 goroutine; /* Go: the g pointer; 0 otherwise */
 };
 
 struct coral_entry {
@@ -82,6 +83,23 @@ static __always_inline u32 coral_thread(u64 pid_tgid)
 	return CORAL_GO_ABI ? (u32)(pid_tgid >> 32) : (u32)pid_tgid;
 }
 
+/* Identifies a call frame at entry and again at its return. For Go, the
+ * runtime may copy a goroutine's stack mid-call (stack growth), moving sp;
+ * the distance from the stack's top (g.stack.hi, R14 holds g in Go's
+ * register ABI) moves with it and is what pairs the two. */
+static __always_inline void coral_frame(struct pt_regs *ctx, struct coral_entry_key *key, u64 sp)
+{
+#if CORAL_GO_ABI
+	u64 g = ctx->r14, stack_hi = 0;
+	bpf_probe_read_user(&stack_hi, sizeof(stack_hi), (void *)(g + 8));
+	key->goroutine = g;
+	key->frame = stack_hi - sp;
+#else
+	key->goroutine = 0;
+	key->frame = sp;
+#endif
+}
+
 static __always_inline int coral_on_entry(struct pt_regs *ctx, u32 probe_id)
 {
 	u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -93,11 +111,8 @@ static __always_inline int coral_on_entry(struct pt_regs *ctx, u32 probe_id)
 		return 0;
 	}
 #if CORAL_WITH_RETURN
-	struct coral_entry_key key = {
-		.thread = coral_thread(pid_tgid),
-		.probe_id = probe_id,
-		.sp = PT_REGS_SP(ctx),
-	};
+	struct coral_entry_key key = { .thread = coral_thread(pid_tgid), .probe_id = probe_id };
+	coral_frame(ctx, &key, PT_REGS_SP(ctx));
 	struct coral_entry entry = { .ts = bpf_ktime_get_ns() };
 	coral_read_args(ctx, entry.args);
 	entries.update(&key, &entry);
@@ -114,11 +129,8 @@ static __always_inline int coral_on_return(struct pt_regs *ctx, u32 probe_id)
 	u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (!coral_wanted(pid_tgid))
 		return 0;
-	struct coral_entry_key key = {
-		.thread = coral_thread(pid_tgid),
-		.probe_id = probe_id,
-		.sp = PT_REGS_SP(ctx) - CORAL_RET_SP_DELTA,
-	};
+	struct coral_entry_key key = { .thread = coral_thread(pid_tgid), .probe_id = probe_id };
+	coral_frame(ctx, &key, PT_REGS_SP(ctx) - CORAL_RET_SP_DELTA);
 	struct coral_entry *entry = entries.lookup(&key);
 	if (!entry) {
 		coral_count(CORAL_CNT_UNPAIRED);

@@ -118,11 +118,11 @@ class TableView:
         self.live.update(self._render(snapshot), refresh=True)
 
     def finish(self, snapshot: Snapshot, stored: str) -> None:
-        self.live.update(self._render(snapshot), refresh=True)
+        self.live.update(self._render(snapshot, final=True), refresh=True)
         self.live.stop()
         self.console.print(summary_line(snapshot, stored), highlight=False)
 
-    def _render(self, snap: Snapshot | None):
+    def _render(self, snap: Snapshot | None, final: bool = False):
         stats = Table(title=self.title, title_justify="left", show_header=True, box=None)
         for column in ("events", "rate/s", "lost", "p50", "p90", "p99", "max"):
             stats.add_column(column, justify="right")
@@ -137,5 +137,6 @@ class TableView:
             slow.add_row(format_ns(call.duration_ns), call.function, str(call.pid), str(call.tid),
                          ", ".join(map(str, call.args)))
         parts = [stats, slow] + [f"[dim]{note}[/dim]" for note in self.notes]
-        parts.append("[dim]Ctrl-C to detach[/dim]")
+        if not final:
+            parts.append("[dim]Ctrl-C to detach[/dim]")
         return Group(*parts)

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import _native
@@ -46,8 +46,6 @@ class AttachRequest:
             raise CoralError("no target: give --binary PATH, --pid PID or -- COMMAND [ARGS]")
         if self.pid is not None and self.command:
             raise CoralError("--pid and -- COMMAND exclude each other")
-        if self.binary is not None and self.command and self.functions:
-            raise CoralError("--binary and -- COMMAND exclude each other (the command is the binary)")
         if self.output not in ("table", "jsonl"):
             raise CoralError(f"invalid --output {self.output}: table or jsonl")
 
@@ -80,8 +78,11 @@ def run_attach(req: AttachRequest) -> int:
             launched = LaunchedCommand(req.command, stdout=sys.stderr if req.output == "jsonl" else None)
         target = None
         if req.functions:
-            if launched:
+            if launched and req.binary is None:
                 target = launched.target()
+            elif launched:
+                # e.g. `--binary libc -- ./app`: the library, filtered to the command
+                target = replace(resolve_binary(req.binary), pid=launched.pid)
             elif req.binary is not None:
                 target = resolve_binary(req.binary, req.pid)
             else:
@@ -135,6 +136,9 @@ def _stream(req: AttachRequest, plan: Plan, attachment: Attachment,
         return Snapshot(now - started, stats["events"], rate, counters, stats)
 
     counters = attachment.counters()
+    if req.output == "jsonl":
+        print(f"coral: attached {attachment.attached} probes for {', '.join(plan.names)} in {plan.target}"
+              f"{f' (pid {pid})' if pid else ''}; session {writer.session_id}", file=sys.stderr, flush=True)
     try:
         with view:
             if launched:

@@ -85,7 +85,7 @@ int main(int argc, char **argv)
 		pthread_join(tids[t], &d);
 		declined += (long)d;
 	}
-	ProcessRefund(100, 1);
-	printf("payments: %ld calls, %ld declined\n", calls * threads, declined);
+	int refund = ProcessRefund(100, 1);
+	printf("payments: %ld calls, %ld declined, refund %d\n", calls * threads, declined, refund);
 	return 0;
 }

@@ -1,0 +1,52 @@
+// Go target: main.processItem is called N times; item i sleeps SLEEP_MS ms.
+// Deep recursion in grow() forces goroutine stack growth (stack copying),
+// which is what makes uretprobes crash Go programs.
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+)
+
+//go:noinline
+func grow(depth int) int {
+	var pad [256]byte
+	pad[depth%256] = byte(depth)
+	if depth == 0 {
+		return int(pad[0])
+	}
+	return grow(depth-1) + int(pad[depth%256])
+}
+
+//go:noinline
+func processItem(id int, sleepMs int) int {
+	if id%5 == 0 {
+		grow(2000)
+	}
+	time.Sleep(time.Duration(sleepMs) * time.Millisecond)
+	if id%2 == 0 {
+		return id * 10
+	}
+	return -id
+}
+
+func main() {
+	n, _ := strconv.Atoi(os.Args[1])
+	sleepMs, _ := strconv.Atoi(os.Args[2])
+	done := make(chan int)
+	total := 0
+	for w := 0; w < 2; w++ {
+		go func(w int) {
+			sum := 0
+			for i := w + 1; i <= n; i += 2 {
+				sum += processItem(i, sleepMs)
+			}
+			done <- sum
+		}(w)
+	}
+	total += <-done
+	total += <-done
+	fmt.Println("total", total)
+}
