@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import _native
-from .attach import Attachment
+from .attach import Attachment, require_privileges
 from .clock import monotonic_to_epoch_offset_ns
 from .errors import CoralError
 from .output import JsonlView, Snapshot, TableView
@@ -71,6 +71,8 @@ def _plan(req: AttachRequest, target: Target | None, pid: int | None) -> tuple[P
 
 def run_attach(req: AttachRequest) -> int:
     req.validate()
+    if not req.dump_bpf:
+        require_privileges()
     launched: LaunchedCommand | None = None
     try:
         # The process filter: for a command, the child held before exec.
