@@ -73,7 +73,7 @@ class Attachment:
         self.program = program
         with _captured_stderr() as diagnostics:
             try:
-                self.bpf = bcc.BPF(text=program.text, cflags=list(program.cflags))
+                self.bpf = bcc.BPF(text=program.text.encode(), cflags=list(program.cflags))
             except Exception as e:  # bcc raises bare Exception
                 failure = e
             else:

@@ -72,6 +72,23 @@ def probe_attach(ctx: click.Context, functions, binary, pid, kernel_functions, t
     ctx.exit(run_attach(request))
 
 
+@cli.group()
+def query() -> None:
+    """Read the agent's DuckDB (read-only)."""
+
+
+@query.command("sql")
+@click.argument("sql")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="DuckDB file [default: $CORAL_HOME/agent.duckdb].")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=1000, show_default=True)
+def query_sql(sql: str, db_path: Path | None, limit: int) -> None:
+    """Run one read-only SQL query and print the rows."""
+    from .queries import print_query
+
+    print_query(sql, db_path, limit)
+
+
 @cli.command()
 def doctor() -> None:
     """Check what this machine can do: privileges, BTF, probes, bcc, headers, Deno."""
@@ -79,10 +96,10 @@ def doctor() -> None:
 
     ok = True
     for check in run_checks():
-        mark = {"ok": "[green]ok[/green]", "warn": "[yellow]warn[/yellow]", "fail": "[red]FAIL[/red]",
-                "info": "[cyan]info[/cyan]"}[check.status]
+        color = {"ok": "green", "warn": "yellow", "fail": "red", "info": "cyan"}[check.status]
         fix = f"  [dim]fix: {check.fix}[/dim]" if check.fix else ""
-        click.echo(_rich(f"{mark:>20}  {check.name:<18} {check.detail}{fix}"))
+        label = check.status.upper() if check.status == "fail" else check.status
+        click.echo(_rich(f"[{color}]{label:>4}[/{color}]  {check.name:<15} {check.detail}{fix}"))
         ok &= check.status != "fail"
     sys.exit(0 if ok else 1)
 

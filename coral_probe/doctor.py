@@ -113,3 +113,16 @@ def run_checks() -> list[Check]:
     checks = [Check("kernel", "info", f"{platform.release()} {platform.machine()}"),
               _privileges(), _btf(), _uprobes(), _kprobes(), *_tracefs_and_tracepoints(), _bcc(), _headers(), _deno()]
     return checks
+
+
+def probe_blocker() -> str | None:
+    """Why this process cannot attach uprobes, or None when it can."""
+    if os.geteuid() != 0 and _privileges().status == "fail":
+        return "not root"
+    try:
+        import bcc  # noqa: F401
+    except ImportError:
+        return "bcc not importable"
+    if not os.path.exists("/sys/bus/event_source/devices/uprobe"):
+        return "kernel without uprobes"
+    return None

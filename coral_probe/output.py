@@ -120,7 +120,8 @@ class TableView:
     def finish(self, snapshot: Snapshot, stored: str) -> None:
         self.live.update(self._render(snapshot, final=True), refresh=True)
         self.live.stop()
-        self.console.print(summary_line(snapshot, stored), highlight=False)
+        self.console.print()
+        self.console.print(summary_line(snapshot, stored), highlight=False, soft_wrap=True)
 
     def _render(self, snap: Snapshot | None, final: bool = False):
         stats = Table(title=self.title, title_justify="left", show_header=True, box=None)

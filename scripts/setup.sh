@@ -64,7 +64,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 log "building the Rust core (maturin develop --release)"
 (cd "$ROOT" && VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" \
-   "$VENV/bin/maturin" develop --release -q)
+   "$VENV/bin/maturin" develop --release --skip-install -q)
 
 log "building example and test targets"
 make -s -C "$ROOT/examples/payments"

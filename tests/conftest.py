@@ -10,24 +10,14 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from coral_probe.doctor import probe_blocker
+
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS_SRC = ROOT / "tests" / "targets"
 
 
-def bpf_unavailable_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "not root"
-    try:
-        import bcc  # noqa: F401
-    except ImportError:
-        return "bcc not importable"
-    if not os.path.exists("/sys/bus/event_source/devices/uprobe"):
-        return "kernel without uprobes"
-    return None
-
-
 def pytest_collection_modifyitems(config, items):
-    reason = bpf_unavailable_reason()
+    reason = probe_blocker()
     if reason is None:
         return
     for item in items:
@@ -40,7 +30,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session", autouse=True)
 def _fail_when_bpf_required():
-    reason = bpf_unavailable_reason()
+    reason = probe_blocker()
     if reason and os.environ.get("CORAL_REQUIRE_BPF") == "1":
         pytest.exit(f"CORAL_REQUIRE_BPF=1 but eBPF is unavailable: {reason}", returncode=1)
 

@@ -21,6 +21,8 @@ pub struct SessionMeta {
 /// Interns comm strings so a batch carries small codes, not 16-byte strings.
 #[derive(Default)]
 pub struct CommTable {
+    /// Consecutive records nearly always share a comm: skip the hash then.
+    last: Option<([u8; 16], u32)>,
     codes: HashMap<[u8; 16], u32>,
     pub names: Vec<String>,
     names_json: Vec<String>,
@@ -29,7 +31,13 @@ pub struct CommTable {
 impl CommTable {
     #[inline]
     fn code(&mut self, event: &CoralEvent) -> u32 {
+        if let Some((comm, code)) = self.last {
+            if comm == event.comm {
+                return code;
+            }
+        }
         if let Some(&code) = self.codes.get(&event.comm) {
+            self.last = Some((event.comm, code));
             return code;
         }
         let name = String::from_utf8_lossy(event.comm_bytes()).into_owned();
@@ -37,6 +45,7 @@ impl CommTable {
         self.names_json.push(serde_json::to_string(&name).expect("a string serializes"));
         self.names.push(name);
         self.codes.insert(event.comm, code);
+        self.last = Some((event.comm, code));
         code
     }
 }

@@ -45,8 +45,13 @@ int main(int argc, char **argv)
 			return 3;
 	}
 	long sum = 0;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (long i = 1; i <= n; i++)
 		sum += coral_work(i, 2 * i, slow_every && i % slow_every == 0 ? slow : sleep);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (getenv("COUNTER_TIME"))
+		fprintf(stderr, "elapsed_ns %ld\n", (t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec));
 	if (getenv("COUNTER_RECURSE"))
 		sum += coral_recurse(atol(getenv("COUNTER_RECURSE")));
 	printf("sum %ld\n", sum);
