@@ -16,7 +16,8 @@
 #define CORAL_CNT_LOST 2      /* ring buffer full: reserve failed */
 #define CORAL_CNT_FILTERED 3  /* dropped on purpose: --sample, --min-duration */
 #define CORAL_CNT_UNPAIRED 4  /* return without a recorded entry */
-#define CORAL_CNT_MAX 5
+#define CORAL_CNT_TOO_DEEP 5  /* entry past the per-thread open-call limit */
+#define CORAL_CNT_MAX 6
 
 struct coral_event {
 	__u64 ts_ns;       /* bpf_ktime_get_ns() at entry (CLOCK_MONOTONIC) */

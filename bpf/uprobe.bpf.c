@@ -40,8 +40,27 @@ struct coral_entry {
 	s64 args[CORAL_MAX_ARGS];
 };
 
-/* LRU: entries whose return never comes (a thread killed mid-call) age out. */
+#if CORAL_GO_ABI
+/* LRU: entries whose return never comes (a goroutine killed mid-call) age out. */
 BPF_TABLE("lru_hash", struct coral_entry_key, struct coral_entry, entries, 65536);
+#else
+/* C/C++: each thread keeps a small stack of open calls in task-local storage,
+ * several times cheaper per call than hashing (measured: bpf_stats run time),
+ * and freed with the thread. */
+#define CORAL_MAX_DEPTH 16
+struct coral_open_call {
+	u64 frame;
+	u32 probe_id;
+	u32 pad;
+	struct coral_entry entry;
+};
+struct coral_call_stack {
+	u32 depth;
+	u32 pad;
+	struct coral_open_call calls[CORAL_MAX_DEPTH];
+};
+BPF_TASK_STORAGE(call_stacks, struct coral_call_stack);
+#endif
 BPF_ARRAY(sample_counter, u64, 1);
 
 static __always_inline void coral_read_args(struct pt_regs *ctx, s64 *args)
@@ -110,12 +129,31 @@ static __always_inline int coral_on_entry(struct pt_regs *ctx, u32 probe_id)
 		coral_count(CORAL_CNT_FILTERED);
 		return 0;
 	}
-#if CORAL_WITH_RETURN
+#if CORAL_WITH_RETURN && CORAL_GO_ABI
 	struct coral_entry_key key = { .thread = coral_thread(pid_tgid), .probe_id = probe_id };
 	coral_frame(ctx, &key, PT_REGS_SP(ctx));
 	struct coral_entry entry = { .ts = bpf_ktime_get_ns() };
 	coral_read_args(ctx, entry.args);
 	entries.update(&key, &entry);
+	return 0;
+#elif CORAL_WITH_RETURN
+	struct coral_call_stack *stack = call_stacks.task_storage_get(
+		bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!stack) {
+		coral_count(CORAL_CNT_UNPAIRED);
+		return 0;
+	}
+	u32 depth = stack->depth;
+	if (depth >= CORAL_MAX_DEPTH) {
+		coral_count(CORAL_CNT_TOO_DEEP);
+		return 0;
+	}
+	struct coral_open_call *call = &stack->calls[depth & (CORAL_MAX_DEPTH - 1)];
+	call->frame = PT_REGS_SP(ctx);
+	call->probe_id = probe_id;
+	call->entry.ts = bpf_ktime_get_ns();
+	coral_read_args(ctx, call->entry.args);
+	stack->depth = depth + 1;
 	return 0;
 #else
 	s64 args[CORAL_MAX_ARGS];
@@ -124,25 +162,63 @@ static __always_inline int coral_on_entry(struct pt_regs *ctx, u32 probe_id)
 #endif
 }
 
+static __always_inline void coral_finish(u32 probe_id, u64 pid_tgid, struct coral_entry *entry, s64 ret)
+{
+	u64 duration = bpf_ktime_get_ns() - entry->ts;
+	if (duration < CORAL_MIN_DURATION_NS)
+		coral_count(CORAL_CNT_FILTERED);
+	else
+		coral_submit(probe_id, pid_tgid, entry->ts, duration, entry->args, ret, CORAL_EV_HAS_RETURN);
+}
+
+/* A return whose entry was sampled out is expected; any other is counted. */
+static __always_inline void coral_unpaired(void)
+{
+	if (CORAL_SAMPLE <= 1)
+		coral_count(CORAL_CNT_UNPAIRED);
+}
+
 static __always_inline int coral_on_return(struct pt_regs *ctx, u32 probe_id)
 {
 	u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (!coral_wanted(pid_tgid))
 		return 0;
+	u64 entry_sp = PT_REGS_SP(ctx) - CORAL_RET_SP_DELTA;
+#if CORAL_GO_ABI
 	struct coral_entry_key key = { .thread = coral_thread(pid_tgid), .probe_id = probe_id };
-	coral_frame(ctx, &key, PT_REGS_SP(ctx) - CORAL_RET_SP_DELTA);
+	coral_frame(ctx, &key, entry_sp);
 	struct coral_entry *entry = entries.lookup(&key);
 	if (!entry) {
-		coral_count(CORAL_CNT_UNPAIRED);
+		coral_unpaired();
 		return 0;
 	}
-	u64 duration = bpf_ktime_get_ns() - entry->ts;
-	if (duration < CORAL_MIN_DURATION_NS)
-		coral_count(CORAL_CNT_FILTERED);
-	else
-		coral_submit(probe_id, pid_tgid, entry->ts, duration, entry->args,
-			     PT_REGS_RC(ctx), CORAL_EV_HAS_RETURN);
+	coral_finish(probe_id, pid_tgid, entry, PT_REGS_RC(ctx));
 	entries.delete(&key);
+#else
+	struct coral_call_stack *stack = call_stacks.task_storage_get(bpf_get_current_task_btf(), 0, 0);
+	if (!stack) {
+		coral_unpaired();
+		return 0;
+	}
+	/* Stacks grow down: open calls deeper than this frame never returned
+	 * (longjmp, exceptions) and are discarded; a shallower top means this
+	 * call's entry was not recorded (sampled out, or attached mid-call). */
+	for (int i = 0; i < CORAL_MAX_DEPTH; i++) {
+		u32 depth = stack->depth;
+		if (depth == 0)
+			break;
+		struct coral_open_call *call = &stack->calls[(depth - 1) & (CORAL_MAX_DEPTH - 1)];
+		if (call->frame > entry_sp)
+			break;
+		stack->depth = depth - 1;
+		if (call->frame == entry_sp && call->probe_id == probe_id) {
+			coral_finish(probe_id, pid_tgid, &call->entry, PT_REGS_RC(ctx));
+			return 0;
+		}
+		coral_count(CORAL_CNT_UNPAIRED);
+	}
+	coral_unpaired();
+#endif
 	return 0;
 }
 

@@ -2,6 +2,7 @@
 probes, kprobes, fentry, tracepoints. Detaching is always complete."""
 
 import contextlib
+import ctypes
 import os
 import re
 import tempfile
@@ -11,7 +12,7 @@ from .errors import CoralError, EnvironmentProblem
 from .tracefs import ensure_mounted
 
 _CAP_SYS_ADMIN, _CAP_PERFMON, _CAP_BPF = 21, 38, 39
-COUNTER_NAMES = ("hits", "submitted", "lost", "filtered", "unpaired")
+COUNTER_NAMES = ("hits", "submitted", "lost", "filtered", "unpaired", "too_deep")
 
 
 def effective_capabilities() -> int:
@@ -55,6 +56,15 @@ def _captured_stderr():
             captured.append(sink.read().decode(errors="replace"))
 
 
+def _release_compiler_memory() -> None:
+    """clang/LLVM free most of what a compile used, but glibc keeps the pages;
+    hand them back so the agent streams at its own size, not the compiler's."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        pass
+
+
 def _first_error(diagnostics: str) -> str:
     for line in diagnostics.splitlines():
         if "error:" in line or "fatal" in line.lower():
@@ -78,6 +88,7 @@ class Attachment:
                 failure = e
             else:
                 failure = None
+        _release_compiler_memory()
         if failure is not None:
             detail = _first_error(diagnostics[0]) if diagnostics else str(failure)
             if not os.path.exists(f"/lib/modules/{os.uname().release}/build"):

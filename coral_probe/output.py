@@ -68,6 +68,8 @@ def summary_line(snapshot: Snapshot, stored: str) -> str:
         parts.append(f"filtered {c['filtered']}")
     if c.get("unpaired"):
         parts.append(f"unpaired returns {c['unpaired']}")
+    if c.get("too_deep"):
+        parts.append(f"too deep {c['too_deep']}")
     if s.get("with_latency"):
         parts.append("latency p50 {} p90 {} p99 {} max {}".format(
             *(format_ns(s[k]) for k in ("p50_ns", "p90_ns", "p99_ns", "max_ns"))))

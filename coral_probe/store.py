@@ -111,6 +111,9 @@ class Store:
     def __init__(self, path: Path):
         self.path = path
         self.con = _open(path, read_only=False)
+        # The agent appends; it needs no big buffer pool or many threads, and
+        # must stay small next to the programs it watches.
+        self.con.execute("SET memory_limit = '96MB'; SET threads = 1")
         self.con.execute(SCHEMA)
 
     def close(self) -> None:

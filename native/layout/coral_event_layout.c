@@ -23,5 +23,6 @@ const unsigned long coral_event_layout[] = {
 	CORAL_CNT_LOST,
 	CORAL_CNT_FILTERED,
 	CORAL_CNT_UNPAIRED,
+	CORAL_CNT_TOO_DEEP,
 	CORAL_CNT_MAX,
 };

@@ -19,6 +19,9 @@ pub struct ConsumerConfig {
     pub batch_max: usize,
     /// ...or when its first event is this old.
     pub flush_interval: Duration,
+    /// How often the ring is polled: the kernel side does not wake the
+    /// consumer per event (bpf/coral_common.h), so this bounds the delay.
+    pub poll_interval: Duration,
     /// Batches waiting for the receiver; past that the thread waits, the ring
     /// fills and the kernel counts the overflow as lost.
     pub queue_depth: usize,
@@ -98,12 +101,13 @@ impl Worker {
         let mut first_event_at: Option<Instant> = None;
         loop {
             let stopping = self.shared.stop.load(Ordering::Acquire);
-            let wait_ms = match first_event_at {
-                Some(t) => self.config.flush_interval.saturating_sub(t.elapsed()).as_millis() as i32,
-                None => 50,
-            };
+            let mut wait = self.config.poll_interval;
+            if let Some(t) = first_event_at {
+                wait = wait.min(self.config.flush_interval.saturating_sub(t.elapsed()));
+            }
+            let wait_ms = wait.as_millis() as i32;
             if !stopping {
-                self.epoll.wait(wait_ms.max(0))?;
+                self.epoll.wait(wait_ms)?;
             }
             // After stop, one last full drain: what the kernel committed before
             // the probes were detached is still delivered.

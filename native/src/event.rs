@@ -5,7 +5,7 @@ pub const COMM_LEN: usize = 16;
 pub const EV_HAS_RETURN: u32 = 1;
 
 /// Slots of the per-CPU `counters` array (CORAL_CNT_*).
-pub const COUNTER_NAMES: [&str; 5] = ["hits", "submitted", "lost", "filtered", "unpaired"];
+pub const COUNTER_NAMES: [&str; 6] = ["hits", "submitted", "lost", "filtered", "unpaired", "too_deep"];
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -53,7 +53,7 @@ mod tests {
     use std::mem::{offset_of, size_of};
 
     extern "C" {
-        static coral_event_layout: [std::ffi::c_ulong; 19];
+        static coral_event_layout: [std::ffi::c_ulong; 20];
     }
 
     #[test]
@@ -79,6 +79,7 @@ mod tests {
             2,
             3,
             4,
+            5,
             COUNTER_NAMES.len(),
         ];
         assert_eq!(c, rust, "bpf/coral_event.h and native/src/event.rs disagree");

@@ -65,7 +65,7 @@ pub struct PyRingConsumer {
 #[pymethods]
 impl PyRingConsumer {
     #[new]
-    #[pyo3(signature = (map_fd, probe_names, nargs, wall_offset_ns, batch_max=65536, flush_ms=50, queue_depth=64))]
+    #[pyo3(signature = (map_fd, probe_names, nargs, wall_offset_ns, batch_max=65536, flush_ms=50, queue_depth=64, poll_ms=1))]
     fn new(
         map_fd: i32,
         probe_names: Vec<String>,
@@ -74,6 +74,7 @@ impl PyRingConsumer {
         batch_max: usize,
         flush_ms: u64,
         queue_depth: usize,
+        poll_ms: u64,
     ) -> PyResult<Self> {
         if probe_names.len() != nargs.len() {
             return Err(Error::Invalid("probe_names and nargs differ in length".into()).into());
@@ -89,6 +90,7 @@ impl PyRingConsumer {
         let config = ConsumerConfig {
             batch_max,
             flush_interval: Duration::from_millis(flush_ms),
+            poll_interval: Duration::from_millis(poll_ms.max(1)),
             queue_depth,
         };
         Ok(PyRingConsumer { inner: Consumer::start(map_fd, meta, config)? })

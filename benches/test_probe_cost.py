@@ -1,0 +1,120 @@
+"""What a probed program pays: wall time of a target making N calls under
+`coral probe attach` (latency on, DuckDB on) vs a no-op BPF program on the
+same uprobe/uretprobe (the floor), vs bpftrace printf per event. Also the
+agent's peak RSS while streaming and its attach time."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from helpers import report
+
+CALLS = 100_000
+
+
+def target_elapsed_ns(stderr: str) -> int:
+    return int(re.search(r"elapsed_ns (\d+)", stderr).group(1))
+
+
+def run_under_noop(counter) -> int:
+    """The floor: the same uprobe + uretprobe, programs that only return."""
+    from bcc import BPF
+
+    bpf = BPF(text=b"int noop(void *ctx) { return 0; }")
+    try:
+        bpf.attach_uprobe(name=str(counter), sym="coral_work", fn_name="noop")
+        bpf.attach_uretprobe(name=str(counter), sym="coral_work", fn_name="noop")
+        run = subprocess.run([str(counter), str(CALLS)], env={**os.environ, "COUNTER_TIME": "1"},
+                             capture_output=True, text=True)
+        return target_elapsed_ns(run.stderr)
+    finally:
+        bpf.cleanup()
+
+
+class MemorySampler(threading.Thread):
+    """Peak RSS and its anonymous part (the agent's own heap, as opposed to
+    file-backed library code such as bcc's LLVM) from smaps_rollup."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.peak_rss_kb, self.peak_anon_kb = pid, 0, 0
+        self.done = threading.Event()
+
+    def run(self):
+        while not self.done.is_set():
+            try:
+                with open(f"/proc/{self.pid}/smaps_rollup") as f:
+                    fields = dict(line.split(":", 1) for line in f if ":" in line and not line[0].isdigit())
+            except OSError:
+                return
+            self.peak_rss_kb = max(self.peak_rss_kb, int(fields["Rss"].split()[0]))
+            self.peak_anon_kb = max(self.peak_anon_kb, int(fields["Anonymous"].split()[0]))
+            self.done.wait(0.05)
+
+
+def run_under_coral(counter, db) -> tuple[int, "MemorySampler", float, str]:
+    """Target time, agent memory while streaming, attach seconds, summary line."""
+    cmd = [sys.executable, "-m", "coral_probe", "probe", "attach", "coral_work", "--args", "2", "-o", "jsonl",
+           "--db", str(db), "--", str(counter), str(CALLS)]
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "COUNTER_TIME": "1"})
+    first = proc.stderr.readline()
+    attach_s = time.monotonic() - started
+    assert first.startswith("coral: attached"), first
+    memory = MemorySampler(proc.pid)
+    memory.start()
+    rest = proc.stderr.read()
+    memory.done.set()
+    memory.join()
+    proc.wait()
+    assert proc.returncode == CALLS % 7, rest
+    summary = rest.strip().splitlines()[-1]
+    assert f"{CALLS} events" in summary and "lost 0" in summary, summary
+    return target_elapsed_ns(rest), memory, attach_s, summary
+
+
+def run_under_bpftrace(counter) -> int | None:
+    if not shutil.which("bpftrace"):
+        return None
+    program = (f'uprobe:{counter}:coral_work {{ @start[tid] = nsecs; }} '
+               f'uretprobe:{counter}:coral_work /@start[tid]/ {{ printf("%d %d %d\\n", pid, tid, nsecs - @start[tid]); '
+               f'delete(@start[tid]); }}')
+    run = subprocess.run(["bpftrace", "-e", program, "-c", f"{counter} {CALLS}"], capture_output=True, text=True,
+                         env={**os.environ, "COUNTER_TIME": "1", "BPFTRACE_MAX_MAP_KEYS": "65536"})
+    match = re.search(r"elapsed_ns (\d+)", run.stderr + run.stdout)
+    return int(match.group(1)) if match else None
+
+
+def test_probe_cost_vs_noop_and_bpftrace(benchmark, targets, tmp_path):
+    counter = targets["counter"]
+    coral_runs = []
+
+    def one_round():
+        coral_runs.append(run_under_coral(counter, tmp_path / f"bench{len(coral_runs)}.duckdb"))
+
+    noop_ns = min(run_under_noop(counter) for _ in range(3))
+    benchmark.pedantic(one_round, rounds=3, iterations=1)
+    noop_ns = min(noop_ns, *(run_under_noop(counter) for _ in range(2)))
+    coral_ns = min(r[0] for r in coral_runs)
+    bpftrace_ns = run_under_bpftrace(counter)
+    bare = subprocess.run([str(counter), str(CALLS)], env={**os.environ, "COUNTER_TIME": "1"},
+                          capture_output=True, text=True)
+    figures = dict(calls=CALLS, bare_ms=target_elapsed_ns(bare.stderr) / 1e6, noop_ms=noop_ns / 1e6,
+                   coral_ms=coral_ns / 1e6, coral_vs_noop=coral_ns / noop_ns, target_ratio=1.10,
+                   per_call_overhead_us=(coral_ns - noop_ns) / CALLS / 1e3)
+    if bpftrace_ns:
+        figures.update(bpftrace_ms=bpftrace_ns / 1e6, coral_vs_bpftrace=coral_ns / bpftrace_ns)
+    report("probe_cost", **figures)
+    peak_rss = max(r[1].peak_rss_kb for r in coral_runs) / 1024
+    peak_anon = max(r[1].peak_anon_kb for r in coral_runs) / 1024
+    attach_s = min(r[2] for r in coral_runs)
+    report("agent", streaming_peak_rss_mb=peak_rss, of_which_anonymous_mb=peak_anon,
+           file_backed_code_mb=peak_rss - peak_anon, target_rss_mb=200.0, attach_s=attach_s)
+    benchmark.extra_info.update(figures, peak_rss_mb=peak_rss, peak_anon_mb=peak_anon, attach_s=attach_s)
