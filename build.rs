@@ -5,4 +5,10 @@ fn main() {
     cc::Build::new()
         .file("native/layout/coral_event_layout.c")
         .compile("coral_event_layout");
+
+    #[cfg(feature = "regen-proto")]
+    prost_build::Config::new()
+        .out_dir("native/src/gen")
+        .compile_protos(&["proto/coral/sdk/v1/sdk.proto"], &["proto"])
+        .expect("protoc failed on proto/");
 }
