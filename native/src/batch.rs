@@ -82,6 +82,32 @@ impl Columns {
         self.ts_ns.len()
     }
 
+    pub fn clear(&mut self) {
+        self.ts_ns.clear();
+        self.duration_ns.clear();
+        self.has_return.clear();
+        self.pid.clear();
+        self.tid.clear();
+        self.probe_id.clear();
+        self.args.iter_mut().for_each(Vec::clear);
+        self.ret.clear();
+        self.comm.clear();
+    }
+
+    pub fn extend_from(&mut self, other: &Columns) {
+        self.ts_ns.extend_from_slice(&other.ts_ns);
+        self.duration_ns.extend_from_slice(&other.duration_ns);
+        self.has_return.extend_from_slice(&other.has_return);
+        self.pid.extend_from_slice(&other.pid);
+        self.tid.extend_from_slice(&other.tid);
+        self.probe_id.extend_from_slice(&other.probe_id);
+        for (mine, theirs) in self.args.iter_mut().zip(&other.args) {
+            mine.extend_from_slice(theirs);
+        }
+        self.ret.extend_from_slice(&other.ret);
+        self.comm.extend_from_slice(&other.comm);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.ts_ns.is_empty()
     }

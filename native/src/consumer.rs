@@ -11,6 +11,7 @@ use crossbeam_channel::{Receiver, SendTimeoutError, Sender};
 use crate::batch::{Batch, Columns, CommTable, SessionMeta};
 use crate::error::Result;
 use crate::event::CoralEvent;
+use crate::fanout::FanOut;
 use crate::latency::Latency;
 use crate::ringbuf::{Epoll, RingBuffer};
 
@@ -25,6 +26,8 @@ pub struct ConsumerConfig {
     /// Batches waiting for the receiver; past that the thread waits, the ring
     /// fills and the kernel counts the overflow as lost.
     pub queue_depth: usize,
+    /// Whether Python receives batches (storage, printing) or only scripts do.
+    pub to_python: bool,
 }
 
 pub struct Shared {
@@ -36,6 +39,7 @@ pub struct Shared {
 
 pub struct Consumer {
     pub shared: Arc<Shared>,
+    pub fanout: Arc<FanOut>,
     pub batches: Receiver<Batch>,
     thread: Option<JoinHandle<Result<()>>>,
 }
@@ -50,12 +54,21 @@ impl Consumer {
             malformed: Default::default(),
         });
         let (tx, rx) = crossbeam_channel::bounded(config.queue_depth);
-        let worker = Worker { ring, epoll, meta: Arc::new(meta), config, shared: shared.clone(), tx };
+        let fanout = Arc::new(FanOut::default());
+        let worker = Worker {
+            ring,
+            epoll,
+            meta: Arc::new(meta),
+            config,
+            shared: shared.clone(),
+            fanout: fanout.clone(),
+            tx,
+        };
         let thread = std::thread::Builder::new()
             .name("coral-ring".into())
             .spawn(move || worker.run())
             .map_err(|e| crate::error::Error::Os { op: "spawn consumer thread", source: e })?;
-        Ok(Consumer { shared, batches: rx, thread: Some(thread) })
+        Ok(Consumer { shared, fanout, batches: rx, thread: Some(thread) })
     }
 
     pub fn request_stop(&self) {
@@ -91,49 +104,61 @@ struct Worker {
     meta: Arc<SessionMeta>,
     config: ConsumerConfig,
     shared: Arc<Shared>,
+    fanout: Arc<FanOut>,
     tx: Sender<Batch>,
 }
+
+/// Records decoded per wake-up before they are published to scripts.
+const CHUNK_MAX: usize = 16384;
 
 impl Worker {
     fn run(mut self) -> Result<()> {
         let mut comms = CommTable::default();
-        let mut columns = Columns::with_capacity(self.config.batch_max);
+        let mut pending = Columns::with_capacity(self.config.batch_max);
+        let mut chunk = Columns::with_capacity(CHUNK_MAX);
         let mut first_event_at: Option<Instant> = None;
+        let frame_nargs = self.meta.nargs.iter().copied().max().unwrap_or(0);
         loop {
             let stopping = self.shared.stop.load(Ordering::Acquire);
             let mut wait = self.config.poll_interval;
             if let Some(t) = first_event_at {
                 wait = wait.min(self.config.flush_interval.saturating_sub(t.elapsed()));
             }
-            let wait_ms = wait.as_millis() as i32;
             if !stopping {
-                self.epoll.wait(wait_ms)?;
+                self.epoll.wait(wait.as_millis() as i32)?;
             }
             // After stop, one last full drain: what the kernel committed before
             // the probes were detached is still delivered.
             loop {
-                let room = self.config.batch_max - columns.len();
-                let n = self.decode_into(&mut columns, &mut comms, room);
-                if n > 0 && first_event_at.is_none() {
-                    first_event_at = Some(Instant::now());
+                chunk.clear();
+                let n = self.decode_into(&mut chunk, &mut comms, CHUNK_MAX);
+                if n == 0 {
+                    break;
                 }
-                if columns.len() >= self.config.batch_max {
-                    if !self.ship(&mut columns, &comms) {
-                        return Ok(());
+                self.fanout.publish(&chunk, frame_nargs, &comms.names);
+                if self.config.to_python {
+                    first_event_at.get_or_insert_with(Instant::now);
+                    pending.extend_from(&chunk);
+                    if pending.len() >= self.config.batch_max {
+                        if !self.ship(&mut pending, &comms) {
+                            return Ok(());
+                        }
+                        first_event_at = None;
                     }
-                    first_event_at = None;
-                    continue;
                 }
-                break;
+                if n < CHUNK_MAX {
+                    break;
+                }
             }
             let due = first_event_at.is_some_and(|t| t.elapsed() >= self.config.flush_interval);
-            if !columns.is_empty() && (due || stopping) {
-                if !self.ship(&mut columns, &comms) {
+            if !pending.is_empty() && (due || stopping) {
+                if !self.ship(&mut pending, &comms) {
                     return Ok(());
                 }
                 first_event_at = None;
             }
             if stopping {
+                self.fanout.finish_all();
                 return Ok(());
             }
         }

@@ -5,6 +5,11 @@ mod batch;
 mod consumer;
 mod error;
 mod event;
+mod fanout;
+mod frames;
+#[rustfmt::skip]
+#[allow(clippy::all, dead_code)] // the agent's Python side uses the rest
+mod gen;
 mod latency;
 mod python;
 mod ringbuf;

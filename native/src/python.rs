@@ -1,6 +1,8 @@
 //! The Python face of the native core: inputs are extracted, the GIL is
 //! released for anything that waits or loops, results go out as numpy.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use numpy::PyArray1;
@@ -10,6 +12,7 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 use crate::batch::{Batch, SessionMeta};
 use crate::consumer::{self, Consumer, ConsumerConfig};
 use crate::error::Error;
+use crate::fanout::SubscriberCounters;
 use crate::event::MAX_ARGS;
 use crate::symbols;
 
@@ -60,12 +63,13 @@ impl PyBatch {
 #[pyclass(name = "RingConsumer", module = "coral_probe._native")]
 pub struct PyRingConsumer {
     inner: Consumer,
+    subscribers: HashMap<u64, Arc<SubscriberCounters>>,
 }
 
 #[pymethods]
 impl PyRingConsumer {
     #[new]
-    #[pyo3(signature = (map_fd, probe_names, nargs, wall_offset_ns, batch_max=65536, flush_ms=50, queue_depth=64, poll_ms=1))]
+    #[pyo3(signature = (map_fd, probe_names, nargs, wall_offset_ns, batch_max=65536, flush_ms=50, queue_depth=64, poll_ms=1, to_python=true))]
     fn new(
         map_fd: i32,
         probe_names: Vec<String>,
@@ -75,6 +79,7 @@ impl PyRingConsumer {
         flush_ms: u64,
         queue_depth: usize,
         poll_ms: u64,
+        to_python: bool,
     ) -> PyResult<Self> {
         if probe_names.len() != nargs.len() {
             return Err(Error::Invalid("probe_names and nargs differ in length".into()).into());
@@ -92,8 +97,9 @@ impl PyRingConsumer {
             flush_interval: Duration::from_millis(flush_ms),
             poll_interval: Duration::from_millis(poll_ms.max(1)),
             queue_depth,
+            to_python,
         };
-        Ok(PyRingConsumer { inner: Consumer::start(map_fd, meta, config)? })
+        Ok(PyRingConsumer { inner: Consumer::start(map_fd, meta, config)?, subscribers: HashMap::new() })
     }
 
     /// The next batch, or None after `timeout_ms` (or when closed).
@@ -116,6 +122,28 @@ impl PyRingConsumer {
             return Ok(true);
         }
         Ok(false)
+    }
+
+    /// Streams EventBatch frames to a connected socket from now on; events
+    /// past `max_queued_events` waiting for it are dropped and counted.
+    #[pyo3(signature = (subscription_id, fd, max_queued_events=1 << 20))]
+    fn add_subscriber(&mut self, subscription_id: u64, fd: i32, max_queued_events: u64) -> PyResult<()> {
+        let counters = self.inner.fanout.add(subscription_id, fd, max_queued_events)?;
+        self.subscribers.insert(subscription_id, counters);
+        Ok(())
+    }
+
+    /// Ends a subscriber's stream (end frame, then the writer exits).
+    fn remove_subscriber(&self, py: Python<'_>, subscription_id: u64) -> bool {
+        let fanout = &self.inner.fanout;
+        py.allow_threads(|| fanout.remove(subscription_id))
+    }
+
+    /// `(sent, lost)` events for a subscriber.
+    fn subscriber_stats(&self, subscription_id: u64) -> Option<(u64, u64)> {
+        self.subscribers.get(&subscription_id).map(|c| {
+            (c.sent.load(std::sync::atomic::Ordering::Acquire), c.lost.load(std::sync::atomic::Ordering::Acquire))
+        })
     }
 
     /// Events decoded so far, and latency percentiles over all of them.
