@@ -44,11 +44,13 @@ def probe() -> None:
               help="DuckDB file [default: $CORAL_HOME/agent.duckdb].")
 @click.option("--max-functions", type=click.IntRange(1, 1024), default=64, show_default=True,
               help="Cap on functions a wildcard may select.")
+@click.option("--script", "script", type=click.Path(dir_okay=False, path_type=Path),
+              help="TypeScript filter script: its trace.uprobe(FUNCTION) joins these probes.")
 @click.option("--ring-pages", type=int, default=1024, hidden=True, help="Ring buffer size in pages.")
 @click.option("--dump-bpf", is_flag=True, hidden=True, help="Print the generated BPF program and exit.")
 @click.pass_context
 def probe_attach(ctx: click.Context, functions, binary, pid, kernel_functions, tracepoints, with_return, nargs,
-                 min_duration, sample, duration, output, db_path, max_functions, ring_pages, dump_bpf) -> None:
+                 min_duration, sample, duration, output, db_path, script, max_functions, ring_pages, dump_bpf) -> None:
     """Attach to FUNCTION... and stream every call.
 
     \b
@@ -68,8 +70,47 @@ def probe_attach(ctx: click.Context, functions, binary, pid, kernel_functions, t
         functions=list(functions), kernel_functions=list(kernel_functions), tracepoints=list(tracepoints),
         binary=binary, pid=pid, command=(ctx.obj or {}).get(_COMMAND_KEY, []), options=options,
         duration_s=parse_duration_ns(duration, option="--duration") / 1e9 if duration else None,
-        output=output, db_path=db_path, dump_bpf=dump_bpf)
+        output=output, db_path=db_path, dump_bpf=dump_bpf, script=script)
     ctx.exit(run_attach(request))
+
+
+@cli.command("run", context_settings={"max_content_width": 100})
+@click.argument("script", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-p", "--pid", type=int, help="Target process for the script's probes.")
+@click.option("-b", "--binary", metavar="PATH", help="Target binary or library for the script's probes.")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Passed to the script (coral.params()).")
+@click.option("--timeout", type=float, help="Seconds before the script is killed [default: 60, --daemon: 86400].")
+@click.option("--daemon", is_flag=True, help="Long-running: timeout up to 24 h.")
+@click.option("--watch", is_flag=True, help="Run again whenever the script file changes.")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="DuckDB file [default: $CORAL_HOME/agent.duckdb].")
+@click.pass_context
+def run(ctx: click.Context, script, pid, binary, params, timeout, daemon, watch, db_path) -> None:
+    """Run SCRIPT.ts in the sandbox, against a target.
+
+    \b
+    coral run slow.ts -- ./payments --calls 100
+    coral run report.ts --pid 4242 --param threshold=500
+    """
+    from .agent.run import RunRequest, parse_params, run_script
+
+    request = RunRequest(script=script, binary=binary, pid=pid, command=(ctx.obj or {}).get(_COMMAND_KEY, []),
+                         params=parse_params(params), timeout_s=timeout, daemon=daemon, watch=watch,
+                         db_path=db_path)
+    ctx.exit(run_script(request))
+
+
+@cli.command("agent", hidden=True)
+@click.option("--socket", "socket_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--token", required=True, help="Token the SDK must present (CORAL_TOKEN).")
+@click.option("-p", "--pid", type=int)
+@click.option("-b", "--binary", metavar="PATH")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path))
+def agent(socket_path, token, pid, binary, db_path) -> None:
+    """Serve the SDK socket for scripts started elsewhere (SDK tests, benchmarks)."""
+    from .agent.serve import serve
+
+    serve(socket_path, token, pid, binary, db_path)
 
 
 @cli.group()
@@ -114,6 +155,19 @@ def _rich(markup: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    _exit_now(_main(argv))
+
+
+def _exit_now(code: int) -> None:
+    """Everything coral holds (probes, database) is released explicitly
+    before this point. Skipping interpreter teardown keeps DuckDB's bindings
+    from printing nanobind "leaked instance" reports over our one-line errors."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _main(argv: list[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     command: list[str] = []
     if "--" in args:
@@ -123,19 +177,17 @@ def main(argv: list[str] | None = None) -> None:
         code = cli.main(args=args, prog_name="coral", obj={_COMMAND_KEY: command}, standalone_mode=False)
     except CoralError as e:
         click.echo(f"coral: {e}", err=True)
-        sys.exit(e.exit_code)
+        return e.exit_code
     except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
+        return e.exit_code
     except click.ClickException as e:
         click.echo(f"coral: {e.format_message()}", err=True)
-        sys.exit(e.exit_code)
-    except click.exceptions.Abort:
-        sys.exit(130)
-    except KeyboardInterrupt:
-        sys.exit(130)
+        return e.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        return 130
     except Exception as e:  # noqa: BLE001 - the one place bugs become one line
         if os.environ.get("CORAL_DEBUG"):
             raise
         click.echo(f"coral: internal error: {type(e).__name__}: {e} (CORAL_DEBUG=1 shows the traceback)", err=True)
-        sys.exit(70)
-    sys.exit(code if isinstance(code, int) else 0)
+        return 70
+    return code if isinstance(code, int) else 0

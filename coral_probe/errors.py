@@ -18,3 +18,7 @@ class EnvironmentProblem(CoralError):
 
     def __init__(self, message: str):
         super().__init__(message, hint="run `coral doctor`")
+
+
+class NotFound(CoralError):
+    """A named thing (function, binary, process, tracepoint) does not exist."""

@@ -34,6 +34,7 @@ class AttachRequest:
     output: str = "table"
     db_path: Path | None = None
     dump_bpf: bool = False
+    script: Path | None = None
 
     def validate(self) -> None:
         kinds = sum(bool(x) for x in (self.functions, self.kernel_functions, self.tracepoints))
@@ -46,6 +47,8 @@ class AttachRequest:
             raise CoralError("no target: give --binary PATH, --pid PID or -- COMMAND [ARGS]")
         if self.pid is not None and self.command:
             raise CoralError("--pid and -- COMMAND exclude each other")
+        if self.script is not None and not self.script.is_file():
+            raise CoralError(f"script not found: {self.script}")
         if self.output not in ("table", "jsonl"):
             raise CoralError(f"invalid --output {self.output}: table or jsonl")
 
@@ -138,11 +141,14 @@ def _stream(req: AttachRequest, plan: Plan, attachment: Attachment,
         return Snapshot(now - started, stats["events"], rate, counters, stats)
 
     counters = attachment.counters()
+    script_agent = _ScriptAgent(req, store, plan, consumer, pid) if req.script else None
     if req.output == "jsonl":
         print(f"coral: attached {attachment.attached} probes for {', '.join(plan.names)} in {plan.target}"
               f"{f' (pid {pid})' if pid else ''}; session {writer.session_id}", file=sys.stderr, flush=True)
     try:
         with view:
+            if script_agent:
+                script_agent.wait_for_subscription()
             if launched:
                 launched.release()
             next_tick = 0.0
@@ -163,6 +169,8 @@ def _stream(req: AttachRequest, plan: Plan, attachment: Attachment,
                         break
                     if not launched and pid is not None and not os.path.exists(f"/proc/{pid}"):
                         break
+                    if script_agent and script_agent.finished():
+                        break
             except (KeyboardInterrupt, _Stop):
                 pass
             # Detach first so nothing new arrives, then take every committed event.
@@ -179,8 +187,12 @@ def _stream(req: AttachRequest, plan: Plan, attachment: Attachment,
             final.rate = final.events / final.elapsed_s if final.elapsed_s else 0.0
             writer.finish(counters)
             view.finish(final, f"{writer.rows} rows in {db_path} (session {writer.session_id})")
+            if script_agent:
+                script_agent.wait_for_script()
     finally:
         signal.signal(signal.SIGTERM, old_term)
+        if script_agent:
+            script_agent.close()
         attachment.detach()
         store.close()
     if launched:
@@ -199,3 +211,38 @@ def _command_exit_code(process: subprocess.Popen) -> int:
         process.kill()
         code = process.wait()
     return 128 - code if code < 0 else code
+
+
+class _ScriptAgent:
+    """`--script`: an in-process agent whose script joins this session's probes."""
+
+    def __init__(self, req: AttachRequest, store: Store, plan: Plan, consumer, pid: int | None):
+        from .agent.run import COMMAND_HOLD_S
+        from .agent.runtime import AgentRuntime
+        from .agent.subscriptions import AgentTarget
+
+        self.hold_s = COMMAND_HOLD_S
+        self.runtime = AgentRuntime(store).__enter__()
+        try:
+            self.runtime.subscriptions.adopt(plan, consumer)
+            binary = plan.target if plan.probe_type == "uprobe" else None
+            self.run = self.runtime.executor.start(req.script, target=AgentTarget(binary=binary, pid=pid))
+        except BaseException:
+            self.runtime.__exit__(None, None, None)
+            raise
+
+    def wait_for_subscription(self) -> None:
+        deadline = time.monotonic() + self.hold_s
+        while not self.runtime.subscriptions.first_subscription.wait(0.05):
+            if self.run.done.is_set() or time.monotonic() > deadline:
+                return
+
+    def finished(self) -> bool:
+        return self.run.done.is_set()
+
+    def wait_for_script(self) -> None:
+        """The session's streams have ended: the script finishes its own work."""
+        self.run.wait()
+
+    def close(self) -> None:
+        self.runtime.__exit__(None, None, None)

@@ -1,7 +1,9 @@
 """The agent's DuckDB: schema and batched writes. Only the agent writes;
 everyone else reads through `open_readonly`."""
 
+import hashlib
 import json
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -115,6 +117,56 @@ class Store:
         # must stay small next to the programs it watches.
         self.con.execute("SET memory_limit = '96MB'; SET threads = 1")
         self.con.execute(SCHEMA)
+        # Scripts query this database: no file, network or extension access
+        # through SQL (read_csv('/etc/passwd')), and no SET to undo it.
+        self.con.execute("SET enable_external_access = false; SET lock_configuration = true")
+        self._lock = threading.Lock()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection of its own for another thread (DuckDB cursors are not shared)."""
+        with self._lock:
+            return self.con.cursor()
+
+    def emit(self, name: str, data_json: str, severity: str, script_id: str | None,
+             execution_id: str | None) -> str:
+        event_id = uuid.uuid4().hex
+        with self.cursor() as cur:
+            cur.execute("INSERT INTO emitted_events VALUES (?, ?, ?, ?::JSON, ?, ?, ?)",
+                        [event_id, datetime.now(timezone.utc), name, data_json, severity, script_id,
+                         execution_id])
+        return event_id
+
+    def record_system_metrics(self, samples: list[tuple[str, float, str]]) -> None:
+        now = datetime.now(timezone.utc)
+        with self.cursor() as cur:
+            cur.executemany("INSERT INTO system_metrics_local VALUES (?, ?, ?, ?, NULL)",
+                            [[now, name, value, unit] for name, value, unit in samples])
+
+    def register_script(self, name: str, code: str) -> str:
+        script_id = hashlib.sha256(code.encode()).hexdigest()[:16]
+        with self.cursor() as cur:
+            version = cur.execute("SELECT count(*) + 1 FROM scripts WHERE name = ?", [name]).fetchone()[0]
+            if not cur.execute("SELECT 1 FROM scripts WHERE id = ?", [script_id]).fetchone():
+                cur.execute("INSERT INTO scripts VALUES (?, ?, ?, ?, ?, ?)",
+                            [script_id, name, code, version, datetime.now(timezone.utc), "cli"])
+        return script_id
+
+    def begin_execution(self, execution_id: str, script_id: str, params: dict) -> None:
+        with self.cursor() as cur:
+            cur.execute("INSERT INTO script_executions VALUES (?, ?, 'running', ?, NULL, NULL, ?)",
+                        [execution_id, script_id, datetime.now(timezone.utc), json.dumps(params)])
+
+    def end_execution(self, execution_id: str, status: str, exit_code: int | None) -> None:
+        with self.cursor() as cur:
+            cur.execute("UPDATE script_executions SET status = ?, completed_at = ?, exit_code = ?"
+                        " WHERE execution_id = ?", [status, datetime.now(timezone.utc), exit_code, execution_id])
+
+    def append_logs(self, execution_id: str, lines: list[tuple[datetime, str, str]]) -> None:
+        if not lines:
+            return
+        with self.cursor() as cur:
+            cur.executemany("INSERT INTO script_logs VALUES (?, ?, ?, ?)",
+                            [[execution_id, ts, stream, line] for ts, stream, line in lines])
 
     def close(self) -> None:
         self.con.close()

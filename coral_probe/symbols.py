@@ -11,7 +11,7 @@ from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 
 from . import _native
-from .errors import CoralError
+from .errors import CoralError, NotFound
 
 MAX_FUNCTIONS = 64
 _WILDCARD = set("*?[")
@@ -106,7 +106,7 @@ class SymbolTable:
                 # `ns::Class::method` when every overload is shown by signature
                 found = [f for f in self.functions if f.full_name.split("(")[0] == pattern]
         if not found:
-            raise CoralError(self._unknown_message(pattern))
+            raise NotFound(self._unknown_message(pattern))
         found.sort(key=lambda f: f.name)
         if len(found) > limit:
             listed = ", ".join(f.name for f in found[:limit])

@@ -6,7 +6,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from .errors import CoralError
+from .errors import CoralError, NotFound
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def _library_in_process(name: str, pid: int) -> str | None:
 
 def check_pid(pid: int) -> None:
     if pid <= 0 or not os.path.exists(f"/proc/{pid}"):
-        raise CoralError(f"no process with pid {pid}")
+        raise NotFound(f"no process with pid {pid}")
 
 
 def resolve_binary(spec: str, pid: int | None = None) -> Target:
@@ -83,7 +83,7 @@ def resolve_binary(spec: str, pid: int | None = None) -> Target:
                 raise CoralError(f"{spec}: not an ELF binary or library")
             return Target(path=os.path.realpath(path) if not path.startswith("/proc/") else path,
                           pid=pid, display=spec)
-    raise CoralError(f"binary not found: {spec}")
+    raise NotFound(f"binary not found: {spec}")
 
 
 def resolve_pid(pid: int) -> Target:

@@ -4,7 +4,7 @@ import os
 import subprocess
 from dataclasses import dataclass
 
-from .errors import CoralError, EnvironmentProblem
+from .errors import EnvironmentProblem, NotFound
 
 TRACEFS = "/sys/kernel/tracing"
 
@@ -36,7 +36,7 @@ def tracepoint_fields(category: str, name: str) -> list[Field]:
         with open(path) as f:
             text = f.read()
     except FileNotFoundError:
-        raise CoralError(f"unknown tracepoint '{category}:{name}' (no {path})") from None
+        raise NotFound(f"unknown tracepoint '{category}:{name}' (no {path})") from None
     fields = []
     for line in text.splitlines():
         line = line.strip()

@@ -41,7 +41,7 @@ pub struct Consumer {
     pub shared: Arc<Shared>,
     pub fanout: Arc<FanOut>,
     pub batches: Receiver<Batch>,
-    thread: Option<JoinHandle<Result<()>>>,
+    thread: Mutex<Option<JoinHandle<Result<()>>>>,
 }
 
 impl Consumer {
@@ -68,7 +68,7 @@ impl Consumer {
             .name("coral-ring".into())
             .spawn(move || worker.run())
             .map_err(|e| crate::error::Error::Os { op: "spawn consumer thread", source: e })?;
-        Ok(Consumer { shared, fanout, batches: rx, thread: Some(thread) })
+        Ok(Consumer { shared, fanout, batches: rx, thread: Mutex::new(Some(thread)) })
     }
 
     pub fn request_stop(&self) {
@@ -77,11 +77,12 @@ impl Consumer {
 
     /// True once the thread has shipped its last batch.
     pub fn thread_done(&self) -> bool {
-        self.thread.as_ref().is_none_or(|t| t.is_finished())
+        self.thread.lock().expect("thread").as_ref().is_none_or(|t| t.is_finished())
     }
 
-    pub fn join(&mut self) -> Result<()> {
-        match self.thread.take() {
+    pub fn join(&self) -> Result<()> {
+        let thread = self.thread.lock().expect("thread").take();
+        match thread {
             Some(t) => t.join().unwrap_or(Ok(())),
             None => Ok(()),
         }

@@ -2,7 +2,7 @@
 //! released for anything that waits or loops, results go out as numpy.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use numpy::PyArray1;
@@ -60,10 +60,10 @@ impl PyBatch {
 }
 
 /// Drains a BPF ring buffer on a thread of its own.
-#[pyclass(name = "RingConsumer", module = "coral_probe._native")]
+#[pyclass(name = "RingConsumer", module = "coral_probe._native", frozen)]
 pub struct PyRingConsumer {
     inner: Consumer,
-    subscribers: HashMap<u64, Arc<SubscriberCounters>>,
+    subscribers: Mutex<HashMap<u64, Arc<SubscriberCounters>>>,
 }
 
 #[pymethods]
@@ -99,7 +99,7 @@ impl PyRingConsumer {
             queue_depth,
             to_python,
         };
-        Ok(PyRingConsumer { inner: Consumer::start(map_fd, meta, config)?, subscribers: HashMap::new() })
+        Ok(PyRingConsumer { inner: Consumer::start(map_fd, meta, config)?, subscribers: Mutex::new(HashMap::new()) })
     }
 
     /// The next batch, or None after `timeout_ms` (or when closed).
@@ -116,7 +116,7 @@ impl PyRingConsumer {
 
     /// True when the thread has finished and every batch was taken.
     #[getter]
-    fn closed(&mut self) -> PyResult<bool> {
+    fn closed(&self) -> PyResult<bool> {
         if self.inner.thread_done() && self.inner.batches.is_empty() {
             self.inner.join()?;
             return Ok(true);
@@ -127,9 +127,9 @@ impl PyRingConsumer {
     /// Streams EventBatch frames to a connected socket from now on; events
     /// past `max_queued_events` waiting for it are dropped and counted.
     #[pyo3(signature = (subscription_id, fd, max_queued_events=1 << 20))]
-    fn add_subscriber(&mut self, subscription_id: u64, fd: i32, max_queued_events: u64) -> PyResult<()> {
+    fn add_subscriber(&self, subscription_id: u64, fd: i32, max_queued_events: u64) -> PyResult<()> {
         let counters = self.inner.fanout.add(subscription_id, fd, max_queued_events)?;
-        self.subscribers.insert(subscription_id, counters);
+        self.subscribers.lock().expect("subscribers").insert(subscription_id, counters);
         Ok(())
     }
 
@@ -141,7 +141,7 @@ impl PyRingConsumer {
 
     /// `(sent, lost)` events for a subscriber.
     fn subscriber_stats(&self, subscription_id: u64) -> Option<(u64, u64)> {
-        self.subscribers.get(&subscription_id).map(|c| {
+        self.subscribers.lock().expect("subscribers").get(&subscription_id).map(|c| {
             (c.sent.load(std::sync::atomic::Ordering::Acquire), c.lost.load(std::sync::atomic::Ordering::Acquire))
         })
     }

@@ -1,0 +1,127 @@
+"""Runs scripts under Deno: sandbox, timeout, heap cap, concurrency limit,
+output streamed to the terminal and stored, probes released at the end."""
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..errors import CoralError
+from .handlers import ExecutionContext
+from .sandbox import Sandbox
+from .subscriptions import AgentTarget
+
+AD_HOC_TIMEOUT_S = 60.0
+DAEMON_TIMEOUT_S = 24 * 3600.0
+MAX_CONCURRENT = 5
+
+
+@dataclass
+class ScriptRun:
+    execution_id: str
+    script: Path
+    process: subprocess.Popen
+    token: str
+    deadline: float
+    status: str = "running"
+    exit_code: int | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    _log_threads: list[threading.Thread] = field(default_factory=list)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.done.wait(timeout)
+
+
+class Executor:
+    def __init__(self, store, server, sandbox: Sandbox, *, max_concurrent: int = MAX_CONCURRENT,
+                 echo: bool = True):
+        self.store, self.server, self.sandbox = store, server, sandbox
+        self.max_concurrent, self.echo = max_concurrent, echo
+        self._running: dict[str, ScriptRun] = {}
+        self._lock = threading.Lock()
+
+    def running(self) -> int:
+        with self._lock:
+            return len(self._running)
+
+    def start(self, script: Path, *, target: AgentTarget, params: dict[str, str] | None = None,
+              timeout_s: float = AD_HOC_TIMEOUT_S) -> ScriptRun:
+        if not script.is_file():
+            raise CoralError(f"script not found: {script}")
+        if not 0 < timeout_s <= DAEMON_TIMEOUT_S:
+            raise CoralError(f"invalid timeout {timeout_s:g}s: must be above 0 and at most 24h")
+        script = script.resolve()
+        self.sandbox.check_imports(script)
+        with self._lock:
+            if len(self._running) >= self.max_concurrent:
+                raise CoralError(f"{self.max_concurrent} scripts are already running (the limit); wait for one to end")
+            execution_id = uuid.uuid4().hex[:16]
+            token = secrets.token_hex(16)
+            script_id = self.store.register_script(script.name, script.read_text())
+            self.server.register(token, ExecutionContext(execution_id, script_id, target, dict(params or {})))
+            self.store.begin_execution(execution_id, script_id, dict(params or {}))
+            process = subprocess.Popen(self.sandbox.command(script), env=self.sandbox.environment(token),
+                                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       cwd=str(script.resolve().parent), start_new_session=True)
+            run = ScriptRun(execution_id, script, process, token, time.monotonic() + timeout_s)
+            self._running[execution_id] = run
+        for stream in ("stdout", "stderr"):
+            t = threading.Thread(target=self._pump, args=(run, stream), name=f"coral-log-{stream}", daemon=True)
+            t.start()
+            run._log_threads.append(t)
+        threading.Thread(target=self._supervise, args=(run,), name="coral-script", daemon=True).start()
+        return run
+
+    def kill(self, run: ScriptRun, status: str = "killed") -> None:
+        if run.process.poll() is None:
+            run.status = status
+            os.killpg(run.process.pid, signal.SIGKILL)
+
+    def kill_all(self) -> None:
+        with self._lock:
+            runs = list(self._running.values())
+        for run in runs:
+            self.kill(run)
+        for run in runs:
+            run.wait(10)
+
+    def _supervise(self, run: ScriptRun) -> None:
+        while True:
+            remaining = run.deadline - time.monotonic()
+            try:
+                code = run.process.wait(timeout=max(0.0, remaining))
+                break
+            except subprocess.TimeoutExpired:
+                self.kill(run, "timeout")
+        for t in run._log_threads:
+            t.join(timeout=5)
+        if run.status == "running":
+            run.status = "completed" if code == 0 else "failed"
+        run.exit_code = code
+        self.server.unregister(run.token)
+        self.store.end_execution(run.execution_id, run.status, code)
+        with self._lock:
+            self._running.pop(run.execution_id, None)
+        run.done.set()
+
+    def _pump(self, run: ScriptRun, stream: str) -> None:
+        source = getattr(run.process, stream)
+        sink = sys.stdout if stream == "stdout" else sys.stderr
+        pending: list[tuple[datetime, str, str]] = []
+        last_flush = time.monotonic()
+        for raw in iter(source.readline, b""):
+            line = raw.decode(errors="replace").rstrip("\n")
+            if self.echo:
+                print(line, file=sink, flush=True)
+            pending.append((datetime.now(timezone.utc), stream, line))
+            if len(pending) >= 200 or time.monotonic() - last_flush > 0.5:
+                self.store.append_logs(run.execution_id, pending)
+                pending, last_flush = [], time.monotonic()
+        self.store.append_logs(run.execution_id, pending)

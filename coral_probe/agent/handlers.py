@@ -1,0 +1,142 @@
+"""Answers to SDK requests, from real data: DuckDB, /proc, ELF symbols."""
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from uuid import UUID
+
+from .. import __version__
+from ..analytics import error_rate, find_spans, percentile
+from ..errors import CoralError
+from ..gen.coral.sdk.v1 import sdk_pb2 as pb
+from ..queries import sdk_query
+from ..symbols import SymbolTable
+from ..targets import resolve_binary, resolve_pid
+from .subscriptions import AgentTarget
+
+SEVERITIES = ("debug", "info", "warning", "error", "critical")
+DEFAULT_QUERY_TIMEOUT_S = 10.0
+
+
+@dataclass
+class ExecutionContext:
+    execution_id: str
+    script_id: str
+    target: AgentTarget
+    params: dict[str, str] = field(default_factory=dict)
+
+
+def _json_value(value):
+    if isinstance(value, int) and not -(2**53) <= value <= 2**53:
+        return str(value)  # past JavaScript's exact integers
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, (Decimal, UUID)):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    return value
+
+
+class Handlers:
+    def __init__(self, store, sampler):
+        self.store, self.sampler = store, sampler
+
+    def hello(self, ctx: ExecutionContext) -> pb.Response:
+        return pb.Response(hello=pb.HelloReply(
+            execution_id=ctx.execution_id, script_id=ctx.script_id, agent_version=__version__, params=ctx.params,
+            target=pb.Target(binary=ctx.target.binary or "", pid=ctx.target.pid or 0)))
+
+    def handle(self, ctx: ExecutionContext, req: pb.Request) -> pb.Response:
+        call = req.WhichOneof("call")
+        method = getattr(self, f"_{call}", None)
+        if method is None:
+            raise CoralError(f"unsupported call: {call}")
+        return method(ctx, getattr(req, call))
+
+    def _emit(self, ctx, m: pb.Emit) -> pb.Response:
+        if not m.name:
+            raise CoralError("emit needs a name")
+        severity = m.severity or "info"
+        if severity not in SEVERITIES:
+            raise CoralError(f"invalid severity '{severity}': one of {', '.join(SEVERITIES)}")
+        try:
+            json.loads(m.data_json or "null")
+        except ValueError:
+            raise CoralError("emit data is not valid JSON") from None
+        event_id = self.store.emit(m.name, m.data_json or "null", severity, ctx.script_id, ctx.execution_id)
+        return pb.Response(emit=pb.EmitReply(id=event_id))
+
+    def _query(self, ctx, m: pb.Query) -> pb.Response:
+        timeout = min(m.timeout_ms / 1000 if m.timeout_ms else DEFAULT_QUERY_TIMEOUT_S, 60.0)
+        with self.store.cursor() as cur:
+            columns, rows, truncated = sdk_query(cur, m.sql, timeout)
+        objects = [{c: _json_value(v) for c, v in zip(columns, row)} for row in rows]
+        return pb.Response(query=pb.QueryReply(columns=columns, rows_json=json.dumps(objects),
+                                               row_count=len(objects), truncated=truncated))
+
+    def _get_percentile(self, ctx, m: pb.GetPercentile) -> pb.Response:
+        with self.store.cursor() as cur:
+            value, count = percentile(cur, m.service, m.metric, m.percentile, m.window_ms)
+        return pb.Response(percentile=pb.PercentileReply(value_ns=value, count=count))
+
+    def _get_error_rate(self, ctx, m: pb.GetErrorRate) -> pb.Response:
+        with self.store.cursor() as cur:
+            rate, errors, total = error_rate(cur, m.service, m.function, m.window_ms)
+        return pb.Response(error_rate=pb.ErrorRateReply(rate=rate, errors=errors, total=total))
+
+    def _spans(self, m: pb.FindSpans, errors_only: bool) -> pb.Response:
+        with self.store.cursor() as cur:
+            spans = find_spans(cur, m.service, m.function, min_duration_ns=m.min_duration_ns,
+                               errors_only=errors_only, window_ms=m.window_ms, limit=m.limit)
+        return pb.Response(spans=pb.SpansReply(spans=[pb.Span(
+            function=s["function"], service=s["service"], pid=s["pid"], tid=s["tid"], timestamp_ns=s["timestamp_ns"],
+            duration_ns=s["duration_ns"] or 0, return_value=s["return_value"] or 0, args=s["args"]) for s in spans]))
+
+    def _find_slow(self, ctx, m: pb.FindSpans) -> pb.Response:
+        return self._spans(m, errors_only=False)
+
+    def _find_errors(self, ctx, m: pb.FindSpans) -> pb.Response:
+        return self._spans(m, errors_only=True)
+
+    def _get_cpu(self, ctx, m) -> pb.Response:
+        return pb.Response(cpu=pb.CpuReply(**self.sampler.cpu()))
+
+    def _get_memory(self, ctx, m) -> pb.Response:
+        mem = self.sampler.memory()
+        return pb.Response(memory=pb.MemoryReply(total_bytes=mem["total"], available_bytes=mem["available"],
+                                                 used_bytes=mem["used"], usage_percent=mem["usage_percent"]))
+
+    def _symbols(self, ctx: ExecutionContext, binary: str) -> SymbolTable:
+        pid = ctx.target.pid
+        if binary:
+            target = resolve_binary(binary, pid)
+        elif ctx.target.binary:
+            target = resolve_binary(ctx.target.binary, pid)
+        elif pid:
+            target = resolve_pid(pid)
+        else:
+            raise CoralError("no binary: pass { binary } or start the script with a target")
+        return SymbolTable(target.path)
+
+    @staticmethod
+    def _info(fn, path: str) -> pb.FunctionInfo:
+        return pb.FunctionInfo(name=fn.name, symbol=fn.symbol, address=fn.address, size=fn.size, binary=path)
+
+    def _list_functions(self, ctx, m: pb.ListFunctions) -> pb.Response:
+        with self._symbols(ctx, m.binary) as table:
+            pattern = m.pattern or "*"
+            found = table.match(pattern, limit=10**9) if pattern != "*" else sorted(table.functions, key=lambda f: f.name)
+            limit = m.limit or 1000
+            return pb.Response(functions=pb.FunctionsReply(
+                functions=[self._info(f, table.path) for f in found[:limit]], total=len(found)))
+
+    def _get_function(self, ctx, m: pb.GetFunction) -> pb.Response:
+        with self._symbols(ctx, m.binary) as table:
+            matches = table.match(m.name, limit=1)
+            return pb.Response(function=pb.FunctionReply(function=self._info(matches[0], table.path)))

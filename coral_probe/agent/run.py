@@ -1,0 +1,117 @@
+"""`coral run SCRIPT.ts`: one script against a target, with its own agent."""
+
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import CoralError
+from ..paths import default_db_path
+from ..store import Store
+from ..targets import LaunchedCommand, check_pid, resolve_binary
+from .executor import AD_HOC_TIMEOUT_S, DAEMON_TIMEOUT_S
+from .runtime import AgentRuntime
+from .subscriptions import AgentTarget
+
+# A command waits for the script's first subscription, at most this long, so
+# its first calls are seen; a script that never subscribes still gets it run.
+COMMAND_HOLD_S = 5.0
+
+
+@dataclass
+class RunRequest:
+    script: Path
+    binary: str | None = None
+    pid: int | None = None
+    command: list[str] = field(default_factory=list)
+    params: dict[str, str] = field(default_factory=dict)
+    timeout_s: float | None = None
+    daemon: bool = False
+    watch: bool = False
+    db_path: Path | None = None
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(signum, frame):
+    raise _Stop()
+
+
+def parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise CoralError(f"invalid --param '{pair}': expected KEY=VALUE")
+        params[key] = value
+    return params
+
+
+def run_script(req: RunRequest) -> int:
+    if not req.script.is_file():
+        raise CoralError(f"script not found: {req.script}")
+    if req.pid is not None and req.command:
+        raise CoralError("--pid and -- COMMAND exclude each other")
+    timeout = req.timeout_s or (DAEMON_TIMEOUT_S if req.daemon else AD_HOC_TIMEOUT_S)
+    if not 0 < timeout <= DAEMON_TIMEOUT_S:
+        raise CoralError(f"invalid --timeout {timeout:g}: must be above 0 and at most 86400 (24h)")
+    if req.pid is not None:
+        check_pid(req.pid)
+    if req.binary is not None:
+        resolve_binary(req.binary, req.pid)  # fail now, with the CLI's message
+    store = Store(req.db_path or default_db_path())
+    old_term = signal.signal(signal.SIGTERM, _raise_stop)
+    try:
+        with AgentRuntime(store) as agent:
+            while True:
+                code = _run_once(agent, req, timeout)
+                if not req.watch:
+                    return code
+                _wait_for_change(req.script)
+    except (KeyboardInterrupt, _Stop):
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+        store.close()
+
+
+def _run_once(agent: AgentRuntime, req: RunRequest, timeout: float) -> int:
+    launched = LaunchedCommand(req.command) if req.command else None
+    try:
+        target = AgentTarget(binary=launched.program if launched else req.binary,
+                             pid=launched.pid if launched else req.pid)
+        agent.subscriptions.first_subscription.clear()
+        run = agent.executor.start(req.script, target=target, params=req.params, timeout_s=timeout)
+        if launched:
+            deadline = time.monotonic() + COMMAND_HOLD_S
+            while not agent.subscriptions.first_subscription.wait(0.05):
+                if run.done.is_set() or time.monotonic() > deadline:
+                    break
+            launched.release()
+            while launched.process.poll() is None and not run.done.is_set():
+                time.sleep(0.02)
+            if launched.process.poll() is not None:
+                # The command is gone: streams get their last events and end,
+                # so the script's loops finish and its code after them runs.
+                agent.subscriptions.end_all()
+        run.wait()
+    except BaseException:
+        agent.executor.kill_all()
+        raise
+    finally:
+        if launched:
+            launched.kill()
+    if run.status == "timeout":
+        print(f"coral: script killed at its timeout ({timeout:g}s)", file=sys.stderr)
+        return 124
+    return run.exit_code if run.exit_code is not None else 1
+
+
+def _wait_for_change(script: Path) -> None:
+    before = script.stat().st_mtime_ns
+    print(f"coral: watching {script} for changes (Ctrl-C to stop)", file=sys.stderr)
+    while script.stat().st_mtime_ns == before:
+        time.sleep(0.2)

@@ -1,0 +1,30 @@
+/**
+ * `@coral/sdk`: the API of coral-probe scripts. A script is started by
+ * `coral run` with the agent's socket in `CORAL_SOCKET`; it attaches probes
+ * with `trace.*`, iterates over their events, and reports with `emit`.
+ *
+ * @example
+ * ```ts ignore
+ * import * as coral from "@coral/sdk";
+ * for await (const event of coral.trace.uprobe("ProcessPayment")) {
+ *   if (event.durationNs! > 500_000_000) {
+ *     await coral.emit("slow_payment", { pid: event.pid, durationMs: event.durationNs! / 1e6 });
+ *   }
+ * }
+ * ```
+ *
+ * @module
+ */
+
+export * as trace from "./trace.ts";
+export type { ProbeStream, Subscription, TraceOptions } from "./trace.ts";
+export { ProbeEvent, type ProbeEventFields } from "./probe_event.ts";
+export { emit, type Severity } from "./emit.ts";
+export * as db from "./db.ts";
+export * as metrics from "./metrics.ts";
+export * as traces from "./traces.ts";
+export * as system from "./system.ts";
+export * as functions from "./functions.ts";
+export { close, params, target } from "./script.ts";
+export { SDK_VERSION } from "./_client.ts";
+export * from "./types.ts";
