@@ -106,11 +106,12 @@ def run(ctx: click.Context, script, pid, binary, params, timeout, daemon, watch,
 @click.option("-p", "--pid", type=int)
 @click.option("-b", "--binary", metavar="PATH")
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path))
-def agent(socket_path, token, pid, binary, db_path) -> None:
+@click.option("--max-queued-events", type=click.IntRange(1), help="Per-subscriber queue before events are dropped.")
+def agent(socket_path, token, pid, binary, db_path, max_queued_events) -> None:
     """Serve the SDK socket for scripts started elsewhere (SDK tests, benchmarks)."""
     from .agent.serve import serve
 
-    serve(socket_path, token, pid, binary, db_path)
+    serve(socket_path, token, pid, binary, db_path, max_queued_events)
 
 
 @cli.group()
@@ -155,16 +156,7 @@ def _rich(markup: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    _exit_now(_main(argv))
-
-
-def _exit_now(code: int) -> None:
-    """Everything coral holds (probes, database) is released explicitly
-    before this point. Skipping interpreter teardown keeps DuckDB's bindings
-    from printing nanobind "leaked instance" reports over our one-line errors."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    sys.exit(_main(argv))
 
 
 def _main(argv: list[str] | None) -> int:

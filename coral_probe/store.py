@@ -222,4 +222,3 @@ class ProbeEventWriter:
             " unpaired = ? WHERE session_id = ?",
             [datetime.now(timezone.utc), counters["hits"], self.rows, counters["lost"],
              counters["filtered"], counters["unpaired"], self.session_id])
-        self.con.execute("CHECKPOINT")

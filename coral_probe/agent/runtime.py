@@ -17,7 +17,7 @@ from .system_metrics import SystemSampler
 
 class AgentRuntime:
     def __init__(self, store: Store, *, socket_path: str | None = None, echo: bool = True,
-                 heap_mb: int | None = None):
+                 heap_mb: int | None = None, max_queued_events: int | None = None):
         self.store = store
         self._socket_dir = None
         if socket_path is None:
@@ -26,7 +26,7 @@ class AgentRuntime:
             socket_path = os.path.join(self._socket_dir, "sdk.sock")
         self.socket_path = socket_path
         self.sampler = SystemSampler(store)
-        self.subscriptions = Subscriptions()
+        self.subscriptions = Subscriptions(**({"max_queued_events": max_queued_events} if max_queued_events else {}))
         self.server = SdkServer(socket_path, Handlers(store, self.sampler), self.subscriptions)
         deno_dir = coral_home() / "deno"
         sandbox = Sandbox(socket_path, Path(deno_dir), **({"heap_mb": heap_mb} if heap_mb else {}))

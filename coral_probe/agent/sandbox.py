@@ -82,7 +82,7 @@ class Sandbox:
 
 
 def _refusal(detail: str) -> CoralError:
-    if "import access" in detail or "--allow-import" in detail or "npm:" in detail or "jsr:" in detail:
+    if "import access" in detail or "--allow-import" in detail or "npm" in detail or "jsr:" in detail:
         detail = f"it imports a remote or npm module ({detail.split(',')[0]})"
     return CoralError(f"script refused: {detail}; scripts may import only @coral/sdk and files of their "
                       "own directory")

@@ -1,7 +1,6 @@
 """`coral agent`: the SDK socket alone, for scripts started elsewhere."""
 
 import signal
-import sys
 import threading
 from pathlib import Path
 
@@ -13,7 +12,8 @@ from .runtime import AgentRuntime
 from .subscriptions import AgentTarget
 
 
-def serve(socket_path: str, token: str, pid: int | None, binary: str | None, db_path: Path | None) -> None:
+def serve(socket_path: str, token: str, pid: int | None, binary: str | None, db_path: Path | None,
+          max_queued_events: int | None = None) -> None:
     if pid is not None:
         check_pid(pid)
     if binary is not None:
@@ -23,7 +23,7 @@ def serve(socket_path: str, token: str, pid: int | None, binary: str | None, db_
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        with AgentRuntime(store, socket_path=socket_path) as agent:
+        with AgentRuntime(store, socket_path=socket_path, max_queued_events=max_queued_events) as agent:
             script_id = store.register_script("external", "")
             store.begin_execution(token, script_id, {})
             agent.server.register(token, ExecutionContext(token, script_id, AgentTarget(binary, pid)))
@@ -32,4 +32,3 @@ def serve(socket_path: str, token: str, pid: int | None, binary: str | None, db_
             store.end_execution(token, "completed", 0)
     finally:
         store.close()
-    sys.exit(0)

@@ -58,12 +58,19 @@ class SdkServer:
         os.chmod(self.socket_path, 0o600)
         listener.listen(64)
         self._listener = listener
-        threading.Thread(target=self._accept, name="coral-sdk-accept", daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept, name="coral-sdk-accept", daemon=True)
+        self._acceptor.start()
 
     def stop(self) -> None:
         if self._listener is not None:
+            # close() alone does not wake a thread blocked in accept(); shutdown() does.
+            try:
+                self._listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             self._listener.close()
             self._listener = None
+            self._acceptor.join(timeout=5)
         with self._lock:
             connections = list(self._connections)
         for conn in connections:

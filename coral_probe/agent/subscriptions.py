@@ -57,7 +57,8 @@ def _options(req: pb.Subscribe) -> ProbeOptions:
 
 
 class Subscriptions:
-    def __init__(self):
+    def __init__(self, max_queued_events: int = MAX_QUEUED_EVENTS):
+        self.max_queued_events = max_queued_events
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._probes: dict[tuple, LiveProbe] = {}
@@ -89,7 +90,7 @@ class Subscriptions:
 
     def stream(self, sid: int, fd: int) -> None:
         """Hands the subscriber's socket to the Rust fan-out (after the reply)."""
-        self._by_id[sid].consumer.add_subscriber(sid, fd, MAX_QUEUED_EVENTS)
+        self._by_id[sid].consumer.add_subscriber(sid, fd, self.max_queued_events)
         self.first_subscription.set()
 
     def stats(self, sid: int) -> tuple[int, int] | None:
@@ -120,6 +121,10 @@ class Subscriptions:
     def active_probes(self) -> int:
         with self._lock:
             return len(self._probes)
+
+    def subscriber_count(self) -> int:
+        with self._lock:
+            return len(self._by_id)
 
     @staticmethod
     def _key(req: pb.Subscribe, target: AgentTarget) -> tuple:

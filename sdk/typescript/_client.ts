@@ -1,12 +1,13 @@
 // Connections to the agent: the shared control connection, and the Hello
 // handshake that every connection (event streams too) starts with.
 
+import { type HelloReply, Request, Response } from "./gen/coral/sdk/v1/sdk.ts";
 import {
-  type HelloReply,
-  Request,
-  Response,
-} from "./gen/coral/sdk/v1/sdk.ts";
-import { encodeFrame, FrameReader, type Transport, writeAll } from "./_framing.ts";
+  encodeFrame,
+  FrameReader,
+  type Transport,
+  writeAll,
+} from "./_framing.ts";
 import { CoralError } from "./types.ts";
 
 /** Sent in Hello so the agent can refuse an SDK it does not speak. */
@@ -18,12 +19,16 @@ export type Connector = () => Promise<Transport>;
 export type Call = NonNullable<Request["call"]>;
 export type Result = NonNullable<Response["result"]>;
 export type ResultCase = Exclude<Result["$case"], "error">;
-export type ResultOf<C extends ResultCase> = Extract<Result, { $case: C }>["value"];
+export type ResultOf<C extends ResultCase> = Extract<
+  Result,
+  { $case: C }
+>["value"];
 
 // Reading an env var without permission would prompt on a terminal; a
 // script started by coral always has these two granted.
 function readEnv(name: string): string | undefined {
-  const state = Deno.permissions.querySync({ name: "env", variable: name }).state;
+  const state =
+    Deno.permissions.querySync({ name: "env", variable: name }).state;
   if (state !== "granted") return undefined;
   return Deno.env.get(name);
 }
@@ -71,7 +76,10 @@ export function encodeRequest(id: bigint, call: Call): Uint8Array {
 }
 
 /** Throws the agent's error, or checks that the reply is the expected kind. */
-export function unwrap<C extends ResultCase>(response: Response, expect: C): ResultOf<C> {
+export function unwrap<C extends ResultCase>(
+  response: Response,
+  expect: C,
+): ResultOf<C> {
   const result = response.result;
   if (result?.$case === "error") {
     throw new CoralError(result.value.code || "INTERNAL", result.value.message);
@@ -79,14 +87,20 @@ export function unwrap<C extends ResultCase>(response: Response, expect: C): Res
   if (result?.$case !== expect) {
     throw new CoralError(
       "INTERNAL",
-      `coral: the agent answered ${result?.$case ?? "nothing"} where ${expect} was expected`,
+      `coral: the agent answered ${
+        result?.$case ?? "nothing"
+      } where ${expect} was expected`,
     );
   }
   return result.value as ResultOf<C>;
 }
 
 export function closedError(cause?: unknown): CoralError {
-  return new CoralError("UNAVAILABLE", "the connection to the coral agent was closed", { cause });
+  return new CoralError(
+    "UNAVAILABLE",
+    "the connection to the coral agent was closed",
+    { cause },
+  );
 }
 
 /** Closes `t`, ignoring that it may already be closed. */
@@ -115,13 +129,20 @@ export async function openSession(): Promise<Session> {
     const frames = new FrameReader(transport);
     await writeAll(
       transport,
-      encodeRequest(1n, { $case: "hello", value: { token: token(), sdkVersion: SDK_VERSION } }),
+      encodeRequest(1n, {
+        $case: "hello",
+        value: { token: token(), sdkVersion: SDK_VERSION },
+      }),
     );
     const frame = await frames.next();
     if (frame === null) throw closedError();
     const response = Response.decode(frame);
-    if (response.id !== 1n) {
-      throw new CoralError("INTERNAL", `coral: Hello answered with id ${response.id}`);
+    // The agent answers a frame it cannot parse with an error of id 0.
+    if (response.id !== 1n && response.result?.$case !== "error") {
+      throw new CoralError(
+        "INTERNAL",
+        `coral: Hello answered with id ${response.id}`,
+      );
     }
     return { transport, frames, hello: unwrap(response, "hello") };
   } catch (e) {
@@ -160,7 +181,9 @@ class ControlSession {
     });
     const frame = encodeRequest(id, call);
     // Writes are chained so that two requests never interleave their bytes.
-    const write = this.#writes.then(() => writeAll(this.session.transport, frame));
+    const write = this.#writes.then(() =>
+      writeAll(this.session.transport, frame)
+    );
     this.#writes = write.catch((e) => this.close(closedError(e)));
     if (!this.#reading) this.#readReplies();
     return reply;
@@ -174,8 +197,16 @@ class ControlSession {
         if (frame === null) throw closedError();
         const response = Response.decode(frame);
         const pending = this.#pending.get(response.id);
-        // An id nobody waits for (e.g. a reply racing close()) is dropped.
-        if (pending === undefined) continue;
+        if (pending === undefined) {
+          // Id 0: the agent could not parse a request and hangs up; its
+          // reason is the best error for everything still waiting.
+          if (response.id === 0n && response.result?.$case === "error") {
+            const { code, message } = response.result.value;
+            throw new CoralError(code || "INTERNAL", message);
+          }
+          // Any other unknown id (a reply racing close()) is dropped.
+          continue;
+        }
         this.#pending.delete(response.id);
         pending.resolve(response);
       }
@@ -220,7 +251,10 @@ function controlSession(): Promise<ControlSession> {
  * Sends one request on the control connection and resolves to its reply's
  * value, or rejects with the agent's {@linkcode CoralError}.
  */
-export async function request<C extends ResultCase>(call: Call, expect: C): Promise<ResultOf<C>> {
+export async function request<C extends ResultCase>(
+  call: Call,
+  expect: C,
+): Promise<ResultOf<C>> {
   const session = await controlSession();
   return unwrap(await session.call(call), expect);
 }

@@ -55,11 +55,16 @@ class Column {
   // fresh ArrayBuffer is aligned for 8-byte views.
   take(width: number): ArrayBuffer {
     if (this.bytes % width !== 0) {
-      throw new Error(`coral: EventBatch column of ${this.bytes} bytes is not a multiple of ${width}`);
+      throw new Error(
+        `coral: EventBatch column of ${this.bytes} bytes is not a multiple of ${width}`,
+      );
     }
     if (this.pieces.length === 1) {
       const p = this.pieces[0];
-      return p.buffer.slice(p.byteOffset, p.byteOffset + p.length) as ArrayBuffer;
+      return p.buffer.slice(
+        p.byteOffset,
+        p.byteOffset + p.length,
+      ) as ArrayBuffer;
     }
     const out = new Uint8Array(this.bytes);
     let off = 0;
@@ -84,7 +89,9 @@ class Column {
  * ```
  */
 export function decodeEventBatch(bytes: Uint8Array): EventColumns {
-  if (!LITTLE_ENDIAN) throw new Error("coral: big-endian platforms are not supported");
+  if (!LITTLE_ENDIAN) {
+    throw new Error("coral: big-endian platforms are not supported");
+  }
   const cols = {
     ts: new Column(),
     pid: new Column(),
@@ -114,7 +121,9 @@ export function decodeEventBatch(bytes: Uint8Array): EventColumns {
       result += (b & 0x7f) * scale;
       if (b < 0x80) return result;
       scale *= 128;
-      if (scale > 2 ** 63) throw new Error("coral: corrupt varint in EventBatch");
+      if (scale > 2 ** 63) {
+        throw new Error("coral: corrupt varint in EventBatch");
+      }
     }
   };
   const varint64 = (): bigint => {
@@ -171,8 +180,9 @@ export function decodeEventBatch(bytes: Uint8Array): EventColumns {
         break;
       case 7:
         if (wire === 2) hasReturn.push(packedBools(slice(varint())));
-        else if (wire === 0) hasReturn.push(new Uint8Array([varint() === 0 ? 0 : 1]));
-        else known = false;
+        else if (wire === 0) {
+          hasReturn.push(new Uint8Array([varint() === 0 ? 0 : 1]));
+        } else known = false;
         break;
       case 8:
         if (wire === 0) nargs = varint() >>> 0;
@@ -208,7 +218,9 @@ export function decodeEventBatch(bytes: Uint8Array): EventColumns {
       else if (wire === 1) slice(8);
       else if (wire === 2) slice(varint());
       else if (wire === 5) slice(4);
-      else throw new Error(`coral: unsupported wire type ${wire} in EventBatch`);
+      else {throw new Error(
+          `coral: unsupported wire type ${wire} in EventBatch`,
+        );}
     }
   }
 
@@ -268,7 +280,9 @@ export function decodeEventBatch(bytes: Uint8Array): EventColumns {
 
 function checkLength(name: string, got: number, want: number): void {
   if (got !== want) {
-    throw new Error(`coral: EventBatch.${name} has ${got} entries where ${want} were expected`);
+    throw new Error(
+      `coral: EventBatch.${name} has ${got} entries where ${want} were expected`,
+    );
   }
 }
 
@@ -289,7 +303,9 @@ function packedBools(bytes: Uint8Array): Uint8Array {
     let nonzero = false;
     let b: number;
     do {
-      if (i >= bytes.length) throw new Error("coral: truncated bool in EventBatch");
+      if (i >= bytes.length) {
+        throw new Error("coral: truncated bool in EventBatch");
+      }
       b = bytes[i++];
       if ((b & 0x7f) !== 0) nonzero = true;
     } while (b >= 0x80);

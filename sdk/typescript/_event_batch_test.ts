@@ -1,7 +1,12 @@
 import { BinaryWriter } from "@bufbuild/protobuf/wire";
 import { EventBatch } from "./gen/coral/sdk/v1/sdk.ts";
 import { assert, assertEquals, assertThrows } from "./_assert.ts";
-import { decodeEventBatch, type EventColumns, int64At, uint64At } from "./_event_batch.ts";
+import {
+  decodeEventBatch,
+  type EventColumns,
+  int64At,
+  uint64At,
+} from "./_event_batch.ts";
 
 // Deterministic, so a failure reproduces.
 let seed = 0x2545f491;
@@ -38,7 +43,10 @@ function i64(): bigint {
 const u32 = () => pick([0, 1, 2 ** 32 - 1, int(2 ** 32), int(100)]);
 
 function randomBatch(count: number, nargs: number): EventBatch {
-  const comms = Array.from({ length: 1 + int(4) }, (_, i) => pick(["worker", "kworker/0:1", "café", "", `t${i}`]));
+  const comms = Array.from(
+    { length: 1 + int(4) },
+    (_, i) => pick(["worker", "kworker/0:1", "café", "", `t${i}`]),
+  );
   const n = (f: () => unknown) => Array.from({ length: count }, f);
   return {
     subscriptionId: u64(),
@@ -85,11 +93,16 @@ function checkAgainstGenerated(bytes: Uint8Array): EventColumns {
   assertEquals(ours.count, theirs.timestampNs.length);
   // The number views agree with the bigint columns.
   for (let i = 0; i < ours.count; i++) {
-    assertEquals(uint64At(ours.timestampWords, i), Number(theirs.timestampNs[i]));
+    assertEquals(
+      uint64At(ours.timestampWords, i),
+      Number(theirs.timestampNs[i]),
+    );
     assertEquals(uint64At(ours.durationWords, i), Number(theirs.durationNs[i]));
     assertEquals(int64At(ours.returnWords, i), Number(theirs.returnValue[i]));
   }
-  for (let k = 0; k < theirs.args.length; k++) assertEquals(int64At(ours.argsWords, k), Number(theirs.args[k]));
+  for (let k = 0; k < theirs.args.length; k++) {
+    assertEquals(int64At(ours.argsWords, k), Number(theirs.args[k]));
+  }
   return ours;
 }
 
@@ -104,10 +117,15 @@ Deno.test("decodeEventBatch matches the generated decoder on random batches", ()
 
 Deno.test("decodeEventBatch: edge batches (empty, end only, nargs 0 and 6, extremes)", () => {
   assertEquals(decodeEventBatch(new Uint8Array()).count, 0);
-  const end = checkAgainstGenerated(EventBatch.encode(EventBatch.fromPartial({ end: true, lost: 12n })).finish());
+  const end = checkAgainstGenerated(
+    EventBatch.encode(EventBatch.fromPartial({ end: true, lost: 12n }))
+      .finish(),
+  );
   assert(end.end && end.count === 0 && end.lost === 12n);
   const six = randomBatch(5, 6);
-  six.args = six.args.map((_, k) => [-(2n ** 63n), 2n ** 63n - 1n, -1n, 0n, 1n, -42n][k % 6]);
+  six.args = six.args.map((_, k) =>
+    [-(2n ** 63n), 2n ** 63n - 1n, -1n, 0n, 1n, -42n][k % 6]
+  );
   const c = checkAgainstGenerated(EventBatch.encode(six).finish());
   assertEquals(c.nargs, 6);
   assertEquals(int64At(c.argsWords, 5), -42);
@@ -153,7 +171,18 @@ Deno.test("decodeEventBatch: unpacked, split and unknown fields", () => {
   const c = decodeEventBatch(bytes);
   const g = EventBatch.decode(bytes);
   // Columns left out are zero-filled by ours and empty in the generated one.
-  for (const key of ["subscriptionId", "timestampNs", "pid", "hasReturn", "nargs", "args", "commNames", "end"] as const) {
+  for (
+    const key of [
+      "subscriptionId",
+      "timestampNs",
+      "pid",
+      "hasReturn",
+      "nargs",
+      "args",
+      "commNames",
+      "end",
+    ] as const
+  ) {
     assertEquals(asMessage(c)[key], g[key], key);
   }
   assertEquals(Array.from(c.timestampNs), [10n, 20n, 30n]);
@@ -164,15 +193,29 @@ Deno.test("decodeEventBatch: unpacked, split and unknown fields", () => {
 });
 
 Deno.test("decodeEventBatch: absent columns read as zeros, wrong lengths throw", () => {
-  const c = decodeEventBatch(EventBatch.encode(EventBatch.fromPartial({ timestampNs: [1n, 2n], pid: [5, 6], nargs: 2 })).finish());
+  const c = decodeEventBatch(
+    EventBatch.encode(
+      EventBatch.fromPartial({ timestampNs: [1n, 2n], pid: [5, 6], nargs: 2 }),
+    ).finish(),
+  );
   assertEquals(c.count, 2);
   assertEquals(Array.from(c.tid), [0, 0]);
   assertEquals(Array.from(c.hasReturn), [0, 0]);
   assertEquals(Array.from(c.args), [0n, 0n, 0n, 0n]);
   assertEquals(Array.from(c.commIndex), [0, 0]);
-  const bad = EventBatch.encode(EventBatch.fromPartial({ timestampNs: [1n, 2n], pid: [5] })).finish();
-  assert(String(assertThrows(() => decodeEventBatch(bad))).includes("pid has 1"));
-  const badArgs = EventBatch.encode(EventBatch.fromPartial({ timestampNs: [1n], nargs: 2, args: [1n] })).finish();
+  const bad = EventBatch.encode(
+    EventBatch.fromPartial({ timestampNs: [1n, 2n], pid: [5] }),
+  ).finish();
+  assert(
+    String(assertThrows(() => decodeEventBatch(bad))).includes("pid has 1"),
+  );
+  const badArgs = EventBatch.encode(
+    EventBatch.fromPartial({ timestampNs: [1n], nargs: 2, args: [1n] }),
+  ).finish();
   assertThrows(() => decodeEventBatch(badArgs));
-  assertThrows(() => decodeEventBatch(EventBatch.encode(randomBatch(3, 1)).finish().subarray(0, 20)));
+  assertThrows(() =>
+    decodeEventBatch(
+      EventBatch.encode(randomBatch(3, 1)).finish().subarray(0, 20),
+    )
+  );
 });

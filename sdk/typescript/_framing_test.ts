@@ -1,5 +1,10 @@
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
-import { encodeFrame, FrameReader, type Transport, writeAll } from "./_framing.ts";
+import {
+  encodeFrame,
+  FrameReader,
+  type Transport,
+  writeAll,
+} from "./_framing.ts";
 import { memoryPipe } from "./_test_util.ts";
 
 // A transport whose reads return exactly the given chunks, in order.
@@ -9,7 +14,9 @@ function chunks(parts: Uint8Array[]): Transport {
     read(p) {
       if (i >= parts.length) return Promise.resolve(null);
       const c = parts[i];
-      if (c.length > p.length) throw new Error("test chunk larger than the read buffer");
+      if (c.length > p.length) {
+        throw new Error("test chunk larger than the read buffer");
+      }
       p.set(c);
       i++;
       return Promise.resolve(c.length);
@@ -37,17 +44,31 @@ function message(len: number, seed: number): Uint8Array {
 
 async function readAll(reader: FrameReader): Promise<Uint8Array[]> {
   const out: Uint8Array[] = [];
-  for (let f = await reader.next(); f !== null; f = await reader.next()) out.push(f.slice());
+  for (let f = await reader.next(); f !== null; f = await reader.next()) {
+    out.push(f.slice());
+  }
   return out;
 }
 
 Deno.test("encodeFrame prefixes the length as a varint", () => {
   assertEquals(encodeFrame(new Uint8Array([7, 8])), new Uint8Array([2, 7, 8]));
   assertEquals(encodeFrame(new Uint8Array()), new Uint8Array([0]));
-  assertEquals(encodeFrame(new Uint8Array(127)).subarray(0, 1), new Uint8Array([127]));
-  assertEquals(encodeFrame(new Uint8Array(128)).subarray(0, 2), new Uint8Array([0x80, 1]));
-  assertEquals(encodeFrame(new Uint8Array(300)).subarray(0, 2), new Uint8Array([0xac, 2]));
-  assertEquals(encodeFrame(new Uint8Array(70000)).subarray(0, 3), new Uint8Array([0xf0, 0xa2, 4]));
+  assertEquals(
+    encodeFrame(new Uint8Array(127)).subarray(0, 1),
+    new Uint8Array([127]),
+  );
+  assertEquals(
+    encodeFrame(new Uint8Array(128)).subarray(0, 2),
+    new Uint8Array([0x80, 1]),
+  );
+  assertEquals(
+    encodeFrame(new Uint8Array(300)).subarray(0, 2),
+    new Uint8Array([0xac, 2]),
+  );
+  assertEquals(
+    encodeFrame(new Uint8Array(70000)).subarray(0, 3),
+    new Uint8Array([0xf0, 0xa2, 4]),
+  );
 });
 
 Deno.test("FrameReader: many frames in one read, empty frames included", async () => {
@@ -76,7 +97,10 @@ Deno.test("FrameReader: a frame larger than the buffer grows it", async () => {
 });
 
 Deno.test("FrameReader: random splits and partial writes, in both directions", async () => {
-  const msgs = Array.from({ length: 300 }, (_, i) => message(Math.floor(Math.random() * 5000), i));
+  const msgs = Array.from(
+    { length: 300 },
+    (_, i) => message(Math.floor(Math.random() * 5000), i),
+  );
   const [a, b] = memoryPipe({ maxRead: 700, maxWrite: 900, highWater: 4096 });
   const writing = (async () => {
     for (const m of msgs) await writeAll(a, encodeFrame(m));
@@ -88,7 +112,12 @@ Deno.test("FrameReader: random splits and partial writes, in both directions", a
 
 Deno.test("FrameReader: tryNext returns only complete frames", async () => {
   const first = encodeFrame(message(10, 1));
-  const reader = new FrameReader(chunks([first.subarray(0, 5), concat([first.subarray(5), encodeFrame(message(2, 2))])]));
+  const reader = new FrameReader(
+    chunks([
+      first.subarray(0, 5),
+      concat([first.subarray(5), encodeFrame(message(2, 2))]),
+    ]),
+  );
   assertEquals(reader.tryNext(), undefined);
   assertEquals((await reader.next())!.slice(), message(10, 1));
   assertEquals(reader.tryNext()!.slice(), message(2, 2));
@@ -108,6 +137,9 @@ Deno.test("FrameReader: end of stream inside a frame rejects, between frames is 
 });
 
 Deno.test("FrameReader: an absurd length is refused", async () => {
-  const reader = new FrameReader(chunks([new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x0f])]), { maxFrameBytes: 1024 });
+  const reader = new FrameReader(
+    chunks([new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x0f])]),
+    { maxFrameBytes: 1024 },
+  );
   await assertRejects(reader.next());
 });

@@ -9,16 +9,31 @@ import {
   type Subscribe,
   type SubscribeReply,
 } from "./gen/coral/sdk/v1/sdk.ts";
-import { _setConnector, type Call, type Connector, type Result, socketConnector } from "./_client.ts";
-import { encodeFrame, FrameReader, type Transport, writeAll } from "./_framing.ts";
+import {
+  _setConnector,
+  type Call,
+  type Connector,
+  type Result,
+  safeClose,
+  socketConnector,
+} from "./_client.ts";
+import {
+  encodeFrame,
+  FrameReader,
+  type Transport,
+  writeAll,
+} from "./_framing.ts";
 
 /**
  * The socket of a real agent to test against, if the tests were started by
  * the agent harness; without env permission there is none.
  */
 export function agentSocket(): string | undefined {
-  const state = Deno.permissions.querySync({ name: "env", variable: "CORAL_SOCKET" }).state;
-  return state === "granted" ? Deno.env.get("CORAL_SOCKET") || undefined : undefined;
+  const state =
+    Deno.permissions.querySync({ name: "env", variable: "CORAL_SOCKET" }).state;
+  return state === "granted"
+    ? Deno.env.get("CORAL_SOCKET") || undefined
+    : undefined;
 }
 
 /** Where a test needs a real agent: skipped (ignored) without one. */
@@ -71,7 +86,9 @@ export class MemoryEnd implements Transport {
     }
     const chunk = this.#in.chunks[0];
     let n = Math.min(p.length, chunk.length);
-    if (this.#opts.maxRead) n = Math.min(n, 1 + Math.floor(Math.random() * this.#opts.maxRead));
+    if (this.#opts.maxRead) {
+      n = Math.min(n, 1 + Math.floor(Math.random() * this.#opts.maxRead));
+    }
     p.set(chunk.subarray(0, n));
     if (n === chunk.length) this.#in.chunks.shift();
     else this.#in.chunks[0] = chunk.subarray(n);
@@ -82,11 +99,15 @@ export class MemoryEnd implements Transport {
 
   async write(p: Uint8Array): Promise<number> {
     const high = this.#opts.highWater ?? Infinity;
-    while (!this.closed && !this.#out.closed && this.#out.queued > high) await this.#out.wait();
+    while (!this.closed && !this.#out.closed && this.#out.queued > high) {
+      await this.#out.wait();
+    }
     if (this.closed) throw new Deno.errors.BadResource("closed");
     if (this.#out.closed) throw new Deno.errors.BrokenPipe("peer closed");
     let n = p.length;
-    if (this.#opts.maxWrite) n = Math.min(n, 1 + Math.floor(Math.random() * this.#opts.maxWrite));
+    if (this.#opts.maxWrite) {
+      n = Math.min(n, 1 + Math.floor(Math.random() * this.#opts.maxWrite));
+    }
     this.#out.chunks.push(p.slice(0, n));
     this.#out.queued += n;
     this.#out.notify();
@@ -113,7 +134,9 @@ export function memoryPipe(opts: PipeOptions = {}): [MemoryEnd, MemoryEnd] {
 /** What a fake subscription does: its reply, then the batches it writes. */
 export interface FakeStream {
   reply: SubscribeReply | { error: { code: string; message: string } };
-  batches?: AsyncIterable<EventBatch | Uint8Array> | Iterable<EventBatch | Uint8Array>;
+  batches?:
+    | AsyncIterable<EventBatch | Uint8Array>
+    | Iterable<EventBatch | Uint8Array>;
 }
 
 export interface FakeAgentOptions {
@@ -154,13 +177,22 @@ export class FakeAgent {
     const [client, server] = memoryPipe(this.opts.pipe);
     this.connections++;
     this.ends.push(server);
-    this.#serve(server).catch(() => {}).finally(() => {
-      if (!server.closed) server.close();
-    });
+    this.serve(server);
     return Promise.resolve(client);
   };
 
-  async #serve(t: MemoryEnd): Promise<void> {
+  /** Speaks the agent's side of the protocol on `t` until either side closes. */
+  async serve(t: Transport): Promise<void> {
+    try {
+      await this.#converse(t);
+    } catch {
+      // The client went away mid-conversation.
+    } finally {
+      safeClose(t);
+    }
+  }
+
+  async #converse(t: Transport): Promise<void> {
     const frames = new FrameReader(t);
     let writes = Promise.resolve();
     const send = (r: Response) => {
@@ -177,11 +209,25 @@ export class FakeAgent {
       const call = req.call;
       if (!greeted) {
         if (call?.$case !== "hello") {
-          await send({ id: req.id, result: { $case: "error", value: { code: "INVALID_ARGUMENT", message: "Hello first" } } });
+          await send({
+            id: req.id,
+            result: {
+              $case: "error",
+              value: { code: "INVALID_ARGUMENT", message: "Hello first" },
+            },
+          });
           return;
         }
-        if (this.opts.token !== undefined && call.value.token !== this.opts.token) {
-          await send({ id: req.id, result: { $case: "error", value: { code: "PERMISSION_DENIED", message: "bad token" } } });
+        if (
+          this.opts.token !== undefined && call.value.token !== this.opts.token
+        ) {
+          await send({
+            id: req.id,
+            result: {
+              $case: "error",
+              value: { code: "PERMISSION_DENIED", message: "bad token" },
+            },
+          });
           return;
         }
         greeted = true;
@@ -207,16 +253,26 @@ export class FakeAgent {
       const handle = this.opts.handle;
       // Not awaited: replies may go out of order, as a real agent's may.
       Promise.resolve(
-        handle ? handle(call!) : { $case: "error", value: { code: "INTERNAL", message: "no handler" } } as Result,
+        handle ? handle(call!) : {
+          $case: "error",
+          value: { code: "INTERNAL", message: "no handler" },
+        } as Result,
       ).then(
         (result) => send({ id: req.id, result }),
-        (e) => send({ id: req.id, result: { $case: "error", value: { code: "INTERNAL", message: String(e) } } }),
+        (e) =>
+          send({
+            id: req.id,
+            result: {
+              $case: "error",
+              value: { code: "INTERNAL", message: String(e) },
+            },
+          }),
       );
     }
   }
 
   async #stream(
-    t: MemoryEnd,
+    t: Transport,
     frames: FrameReader,
     id: bigint,
     sub: Subscribe,
@@ -229,26 +285,49 @@ export class FakeAgent {
       return;
     }
     await send({ id, result: { $case: "subscribe", value: spec.reply } });
-    // The client says nothing more; EOF (or our own close) means detached.
-    let detached = false;
-    const watch = frames.next().then(() => {}, () => {}).finally(() => {
-      detached = true;
-      this.detached++;
+    // The client says nothing more on a stream: end of file means it closed
+    // the connection, which detaches the probe.
+    const closedByClient = frames.next().then((f) => f === null, () => false);
+    const detached = closedByClient.then((byClient) => {
+      if (byClient) this.detached++;
+      return DETACHED;
     });
+    const source = spec.batches ?? [];
+    const it = Symbol.asyncIterator in source
+      ? source[Symbol.asyncIterator]()
+      : (source as Iterable<EventBatch | Uint8Array>)[Symbol.iterator]();
     try {
-      for await (const b of spec.batches ?? []) {
-        if (detached) break;
-        await writeAll(t, b instanceof Uint8Array ? b : encodeFrame(EventBatch.encode(b).finish()));
+      for (;;) {
+        const step = await Promise.race([it.next(), detached]);
+        if (typeof step === "symbol" || step.done) break;
+        const b = step.value;
+        const write = writeAll(
+          t,
+          b instanceof Uint8Array
+            ? b
+            : encodeFrame(EventBatch.encode(b).finish()),
+        );
+        if (await Promise.race([write, detached]) === DETACHED) break;
       }
     } catch {
       // The client closed while we wrote.
     }
-    await watch;
+    // A generator blocked in its own await cannot be returned; leave it.
+    void it.return?.();
+    // Out of batches without an end: the agent hangs up, as a crashed one would.
+    safeClose(t);
+    await detached;
   }
 }
 
+const DETACHED: unique symbol = Symbol("detached");
+
 /** An EventBatch of `n` events of `coral_work(i, 2i)` returning 3i, from `first`. */
-export function workBatch(first: number, n: number, extra: Partial<EventBatch> = {}): EventBatch {
+export function workBatch(
+  first: number,
+  n: number,
+  extra: Partial<EventBatch> = {},
+): EventBatch {
   const ts: bigint[] = [];
   const args: bigint[] = [];
   const ret: bigint[] = [];

@@ -23,11 +23,16 @@ export interface QueryOptions {
  * for (const row of rows) console.log(row.name, row.severity);
  * ```
  */
-export async function query(sql: string, opts: QueryOptions = {}): Promise<QueryResult> {
+export async function query(
+  sql: string,
+  opts: QueryOptions = {},
+): Promise<QueryResult> {
   const reply = await request(
     { $case: "query", value: { sql, timeoutMs: opts.timeoutMs ?? 0 } },
     "query",
   );
-  const rows = reply.rowsJson === "" ? [] : JSON.parse(reply.rowsJson) as Record<string, unknown>[];
+  const rows = reply.rowsJson === ""
+    ? []
+    : JSON.parse(reply.rowsJson) as Record<string, unknown>[];
   return { columns: reply.columns, rows, truncated: reply.truncated };
 }

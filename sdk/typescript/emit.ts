@@ -26,6 +26,9 @@ export async function emit(
   severity: Severity = "info",
 ): Promise<string> {
   const dataJson = JSON.stringify(data, replacer) ?? "{}";
-  const reply = await request({ $case: "emit", value: { name, dataJson, severity } }, "emit");
+  const reply = await request({
+    $case: "emit",
+    value: { name, dataJson, severity },
+  }, "emit");
   return reply.id;
 }

@@ -38,7 +38,10 @@ function toInfo(f: FunctionMessage): FunctionInfo {
  * for (const fn of await coral.functions.list("http_*", { limit: 20 })) console.log(fn.name);
  * ```
  */
-export async function list(pattern = "", opts: ListOptions = {}): Promise<FunctionInfo[]> {
+export async function list(
+  pattern = "",
+  opts: ListOptions = {},
+): Promise<FunctionInfo[]> {
   const reply = await request({
     $case: "listFunctions",
     value: { binary: opts.binary ?? "", pattern, limit: opts.limit ?? 0 },
@@ -57,7 +60,10 @@ export async function list(pattern = "", opts: ListOptions = {}): Promise<Functi
  * console.log(fn.size, "bytes at", fn.address.toString(16));
  * ```
  */
-export async function get(name: string, opts: GetOptions = {}): Promise<FunctionInfo> {
+export async function get(
+  name: string,
+  opts: GetOptions = {},
+): Promise<FunctionInfo> {
   const reply = await request({
     $case: "getFunction",
     value: { binary: opts.binary ?? "", name },

@@ -22,7 +22,12 @@ export async function getPercentile(
 ): Promise<number> {
   const reply = await request({
     $case: "getPercentile",
-    value: { service, metric, percentile: p, windowMs: BigInt(Math.trunc(windowMs)) },
+    value: {
+      service,
+      metric,
+      percentile: p,
+      windowMs: BigInt(Math.trunc(windowMs)),
+    },
   }, "percentile");
   return reply.valueNs;
 }
@@ -46,7 +51,10 @@ export interface ErrorRateOptions {
  * if (rate > 0.01) await coral.emit("payment_errors", { rate }, "error");
  * ```
  */
-export async function getErrorRate(service: string, opts: ErrorRateOptions = {}): Promise<number> {
+export async function getErrorRate(
+  service: string,
+  opts: ErrorRateOptions = {},
+): Promise<number> {
   const reply = await request({
     $case: "getErrorRate",
     value: {

@@ -61,7 +61,9 @@ export class ProbeEvent {
   /** Time from entry to return, or `null` for entry-only events. */
   get durationNs(): number | null {
     const b = this.#batch;
-    return b.hasReturn[this.#i] === 0 ? null : uint64At(b.durationWords, this.#i);
+    return b.hasReturn[this.#i] === 0
+      ? null
+      : uint64At(b.durationWords, this.#i);
   }
 
   /**
@@ -73,7 +75,9 @@ export class ProbeEvent {
       const b = this.#batch;
       const n = b.nargs;
       const out = new Array<number>(n);
-      for (let j = 0, k = this.#i * n; j < n; j++, k++) out[j] = int64At(b.argsWords, k);
+      for (let j = 0, k = this.#i * n; j < n; j++, k++) {
+        out[j] = int64At(b.argsWords, k);
+      }
       this.#args = out;
     }
     return this.#args;
@@ -107,7 +111,10 @@ export class ProbeEvent {
     };
   }
 
-  // Getters live on the prototype, so console.log would show an empty object.
+  /**
+   * How `console.log` shows an event: getters live on the prototype, so it
+   * would otherwise show an empty object.
+   */
   [Symbol.for("Deno.customInspect")](
     inspect: (value: unknown, options?: unknown) => string,
     options: unknown,
@@ -118,13 +125,22 @@ export class ProbeEvent {
 
 /** The fields of a {@linkcode ProbeEvent} as a plain object. */
 export interface ProbeEventFields<Ns extends bigint | string> {
+  /** {@linkcode ProbeEvent.timestamp} */
   timestamp: Date;
+  /** {@linkcode ProbeEvent.timestampNs}, a string in JSON. */
   timestampNs: Ns;
+  /** {@linkcode ProbeEvent.pid} */
   pid: number;
+  /** {@linkcode ProbeEvent.tid} */
   tid: number;
+  /** {@linkcode ProbeEvent.comm} */
   comm: string;
+  /** {@linkcode ProbeEvent.functionName} */
   functionName: string;
+  /** {@linkcode ProbeEvent.durationNs} */
   durationNs: number | null;
+  /** {@linkcode ProbeEvent.args} */
   args: number[];
+  /** {@linkcode ProbeEvent.returnValue} */
   returnValue: number | null;
 }

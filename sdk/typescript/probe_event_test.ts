@@ -56,5 +56,8 @@ Deno.test("ProbeEvent serializes and inspects as its fields", () => {
   assertEquals(json.args, [1, 2]);
   assertEquals(json.functionName, "coral_work");
   const shown = Deno.inspect(e, { colors: false });
-  assert(shown.startsWith("ProbeEvent {") && shown.includes("returnValue: 3"), shown);
+  assert(
+    shown.startsWith("ProbeEvent {") && shown.includes("returnValue: 3"),
+    shown,
+  );
 });

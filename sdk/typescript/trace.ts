@@ -2,8 +2,15 @@
 // own connection, so closing it is what detaches the probe.
 
 import { ProbeKind, Response, type Subscribe } from "./gen/coral/sdk/v1/sdk.ts";
-import { closedError, encodeRequest, openSession, safeClose, type Session, unwrap } from "./_client.ts";
-import { type EventColumns, decodeEventBatch } from "./_event_batch.ts";
+import {
+  closedError,
+  encodeRequest,
+  openSession,
+  safeClose,
+  type Session,
+  unwrap,
+} from "./_client.ts";
+import { decodeEventBatch, type EventColumns } from "./_event_batch.ts";
 import { writeAll } from "./_framing.ts";
 import { ProbeEvent } from "./probe_event.ts";
 import { CoralError } from "./types.ts";
@@ -42,15 +49,20 @@ export interface TraceOptions {
  * ```
  */
 export interface Subscription {
+  /** The agent's id of this subscription, also in each EventBatch. */
   subscriptionId: bigint;
   /** Every function the name (or wildcard) matched. */
   functionNames: string[];
+  /** Arguments captured per event. */
   nargs: number;
   /** Whether events carry a duration and return value. */
   hasReturn: boolean;
 }
 
-const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
+const DONE: IteratorReturnResult<undefined> = Object.freeze({
+  done: true,
+  value: undefined,
+});
 
 /**
  * The events of one probe, as an async iterable. The probe is attached on
@@ -92,6 +104,7 @@ export class ProbeStream implements AsyncIterableIterator<ProbeEvent> {
     this.#subscribe = subscribe;
   }
 
+  /** The stream is its own iterator: iterate it once. */
   [Symbol.asyncIterator](): this {
     return this;
   }
@@ -111,12 +124,20 @@ export class ProbeStream implements AsyncIterableIterator<ProbeEvent> {
     const i = this.#index;
     if (i < this.#count) {
       this.#index = i + 1;
-      return Promise.resolve({ done: false, value: new ProbeEvent(this.#batch!, i) });
+      return Promise.resolve({
+        done: false,
+        value: new ProbeEvent(this.#batch!, i),
+      });
     }
-    if (this.#filling !== undefined) return this.#filling.then(() => this.next());
+    if (this.#filling !== undefined) {
+      return this.#filling.then(() => this.next());
+    }
     const filling = this.#fill();
     this.#filling = filling;
-    filling.then(() => this.#filling = undefined, () => this.#filling = undefined);
+    filling.then(
+      () => this.#filling = undefined,
+      () => this.#filling = undefined,
+    );
     return filling;
   }
 
@@ -146,7 +167,10 @@ export class ProbeStream implements AsyncIterableIterator<ProbeEvent> {
     this.#opening ??= (async () => {
       const session = await openSession();
       try {
-        await writeAll(session.transport, encodeRequest(2n, { $case: "subscribe", value: this.#subscribe }));
+        await writeAll(
+          session.transport,
+          encodeRequest(2n, { $case: "subscribe", value: this.#subscribe }),
+        );
         const frame = await session.frames.next();
         if (frame === null) throw closedError();
         const reply = unwrap(Response.decode(frame), "subscribe");
@@ -221,7 +245,9 @@ export class ProbeStream implements AsyncIterableIterator<ProbeEvent> {
     const n = Number(lost);
     if (n > this.lost) {
       this.lost = n;
-      console.error(`coral: ${n} events dropped for ${this.#label}: the script is slower than its probe`);
+      console.error(
+        `coral: ${n} events dropped for ${this.#label}: the script is slower than its probe`,
+      );
     }
   }
 }
@@ -230,16 +256,26 @@ function checkOptions(label: string, opts: TraceOptions): void {
   const bad = (what: string) => {
     throw new CoralError("INVALID_ARGUMENT", `${label}: ${what}`);
   };
-  if (opts.args !== undefined && !(Number.isInteger(opts.args) && opts.args >= 0 && opts.args <= 6)) {
+  if (
+    opts.args !== undefined &&
+    !(Number.isInteger(opts.args) && opts.args >= 0 && opts.args <= 6)
+  ) {
     bad(`args must be an integer from 0 to 6, not ${opts.args}`);
   }
   for (const key of ["pid", "sampleRate", "minDurationNs"] as const) {
     const v = opts[key];
-    if (v !== undefined && !(Number.isSafeInteger(v) && v >= 0)) bad(`${key} must be a non-negative integer, not ${v}`);
+    if (v !== undefined && !(Number.isSafeInteger(v) && v >= 0)) {
+      bad(`${key} must be a non-negative integer, not ${v}`);
+    }
   }
 }
 
-function stream(kind: ProbeKind, method: string, name: string, opts: TraceOptions): ProbeStream {
+function stream(
+  kind: ProbeKind,
+  method: string,
+  name: string,
+  opts: TraceOptions,
+): ProbeStream {
   const label = `trace.${method}(${JSON.stringify(name)})`;
   if (typeof name !== "string" || name === "") {
     throw new CoralError("INVALID_ARGUMENT", `${label}: a name is required`);
@@ -291,7 +327,12 @@ export function uprobe(fn: string, opts: TraceOptions = {}): ProbeStream {
  */
 export function uretprobe(fn: string, opts: TraceOptions = {}): ProbeStream {
   if (opts.noReturn) {
-    throw new CoralError("INVALID_ARGUMENT", `trace.uretprobe(${JSON.stringify(fn)}): noReturn contradicts a return probe`);
+    throw new CoralError(
+      "INVALID_ARGUMENT",
+      `trace.uretprobe(${
+        JSON.stringify(fn)
+      }): noReturn contradicts a return probe`,
+    );
   }
   return stream(ProbeKind.PROBE_KIND_URETPROBE, "uretprobe", fn, opts);
 }
@@ -324,7 +365,10 @@ export function kprobe(fn: string, opts: TraceOptions = {}): ProbeStream {
  */
 export function tracepoint(name: string, opts: TraceOptions = {}): ProbeStream {
   if (!/^[^:]+:[^:]+$/.test(name)) {
-    throw new CoralError("INVALID_ARGUMENT", `trace.tracepoint(${JSON.stringify(name)}): expected "category:name"`);
+    throw new CoralError(
+      "INVALID_ARGUMENT",
+      `trace.tracepoint(${JSON.stringify(name)}): expected "category:name"`,
+    );
   }
   return stream(ProbeKind.PROBE_KIND_TRACEPOINT, "tracepoint", name, opts);
 }

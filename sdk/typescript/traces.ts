@@ -62,7 +62,10 @@ async function find(
  * for (const s of spans) console.log(s.function, s.durationNs / 1e6, "ms");
  * ```
  */
-export function findSlow(service: string, opts: FindSlowOptions = {}): Promise<Span[]> {
+export function findSlow(
+  service: string,
+  opts: FindSlowOptions = {},
+): Promise<Span[]> {
   return find("findSlow", service, opts);
 }
 
@@ -76,6 +79,9 @@ export function findSlow(service: string, opts: FindSlowOptions = {}): Promise<S
  * console.log(spans.map((s) => s.returnValue));
  * ```
  */
-export function findErrors(service: string, opts: FindErrorsOptions = {}): Promise<Span[]> {
+export function findErrors(
+  service: string,
+  opts: FindErrorsOptions = {},
+): Promise<Span[]> {
   return find("findErrors", service, opts);
 }

@@ -29,9 +29,14 @@ export type ErrorCode =
  */
 export class CoralError extends Error {
   /** One of {@linkcode ErrorCode}; kept a string so a newer agent's codes pass through. */
-  readonly code: ErrorCode | (string & {});
+  readonly code: ErrorCode | (string & Record<never, never>);
 
-  constructor(code: ErrorCode | (string & {}), message: string, options?: ErrorOptions) {
+  /** Makes an error with the agent's `code` and `message`. */
+  constructor(
+    code: ErrorCode | (string & Record<never, never>),
+    message: string,
+    options?: ErrorOptions,
+  ) {
     super(message, options);
     this.name = "CoralError";
     this.code = code;
@@ -54,7 +59,9 @@ export class CoralError extends Error {
  * ```
  */
 export interface Target {
+  /** Path of the target binary. */
   binary: string;
+  /** Process id of the target. */
   pid: number;
 }
 
@@ -68,6 +75,7 @@ export interface Target {
  * ```
  */
 export interface QueryResult {
+  /** Column names, in the order of the SELECT. */
   columns: string[];
   /** One object per row, keyed by column; integers past 2^53 are strings. */
   rows: Record<string, unknown>[];
@@ -88,15 +96,23 @@ export interface QueryResult {
  * ```
  */
 export interface Span {
+  /** The function called. */
   function: string;
   /** Process name (comm) or binary basename. */
   service: string;
+  /** Process id. */
   pid: number;
+  /** Thread id. */
   tid: number;
+  /** When the call started. */
   timestamp: Date;
+  /** `timestamp` in epoch nanoseconds, exactly. */
   timestampNs: bigint;
+  /** From entry to return. */
   durationNs: number;
+  /** As a signed 64-bit integer. */
   returnValue: number;
+  /** The arguments captured, if any. */
   args: number[];
 }
 
@@ -112,9 +128,13 @@ export interface Span {
 export interface CpuInfo {
   /** All cores, over the agent's last sample interval: 0-100. */
   usagePercent: number;
+  /** Online CPUs. */
   cores: number;
+  /** Load average over 1 minute. */
   load1: number;
+  /** Load average over 5 minutes. */
   load5: number;
+  /** Load average over 15 minutes. */
   load15: number;
 }
 
@@ -128,8 +148,11 @@ export interface CpuInfo {
  * ```
  */
 export interface MemoryInfo {
+  /** Physical memory. */
   totalBytes: number;
+  /** Available for new allocations without swapping (MemAvailable). */
   availableBytes: number;
+  /** Total less available. */
   usedBytes: number;
   /** 0-100. */
   usagePercent: number;
@@ -152,6 +175,8 @@ export interface FunctionInfo {
   symbol: string;
   /** A bigint: kernel addresses do not fit a number. */
   address: bigint;
+  /** Code size in bytes. */
   size: number;
+  /** The binary (or library) that defines it. */
   binary: string;
 }

@@ -1,0 +1,2 @@
+const hoard: number[][] = [];
+while (true) hoard.push(new Array(1_000_000).fill(1));

@@ -1,0 +1,3 @@
+const path = "/etc/" + "hostname";
+const mod = await import(path, { with: { type: "text" } });
+console.log(mod.default);

@@ -1,0 +1,2 @@
+import data from "../../targets/counter.c" with { type: "text" };
+console.log(data.length);

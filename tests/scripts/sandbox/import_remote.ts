@@ -1,0 +1,2 @@
+import { x } from "https://example.com/x.ts";
+console.log(x);

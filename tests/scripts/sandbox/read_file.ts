@@ -1,0 +1,1 @@
+console.log(await Deno.readTextFile("/etc/hostname"));

@@ -1,0 +1,1 @@
+await Deno.writeTextFile("/tmp/coral-sandbox-escape", "x");
