@@ -64,6 +64,7 @@ class Subscriptions:
         self._probes: dict[tuple, LiveProbe] = {}
         self._by_id: dict[int, LiveProbe] = {}
         self._adopted: dict[str, LiveProbe] = {}
+        self._streaming: set[int] = set()
         self.first_subscription = threading.Event()
 
     def adopt(self, plan: Plan, consumer) -> None:
@@ -91,6 +92,8 @@ class Subscriptions:
     def stream(self, sid: int, fd: int) -> None:
         """Hands the subscriber's socket to the Rust fan-out (after the reply)."""
         self._by_id[sid].consumer.add_subscriber(sid, fd, self.max_queued_events)
+        with self._lock:
+            self._streaming.add(sid)
         self.first_subscription.set()
 
     def stats(self, sid: int) -> tuple[int, int] | None:
@@ -100,6 +103,7 @@ class Subscriptions:
     def close(self, sid: int) -> None:
         with self._lock:
             probe = self._by_id.pop(sid, None)
+            self._streaming.discard(sid)
             if probe is None:
                 return
             probe.subscribers.discard(sid)
@@ -123,8 +127,9 @@ class Subscriptions:
             return len(self._probes)
 
     def subscriber_count(self) -> int:
+        """Subscribers whose stream is live (their socket is with the fan-out)."""
         with self._lock:
-            return len(self._by_id)
+            return len(self._streaming)
 
     @staticmethod
     def _key(req: pb.Subscribe, target: AgentTarget) -> tuple:

@@ -127,6 +127,9 @@ impl Worker {
             }
             if !stopping {
                 self.epoll.wait(wait.as_millis() as i32)?;
+                if !self.config.to_python && !self.fanout.ever_subscribed() {
+                    continue; // a scripts-only probe: keep events in the ring for its first subscriber
+                }
             }
             // After stop, one last full drain: what the kernel committed before
             // the probes were detached is still delivered.

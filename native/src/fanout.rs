@@ -48,6 +48,7 @@ impl Subscriber {
 #[derive(Default)]
 pub struct FanOut {
     subscribers: Mutex<Vec<Subscriber>>,
+    ever_subscribed: AtomicBool,
 }
 
 impl FanOut {
@@ -76,6 +77,7 @@ impl FanOut {
             max_queued_events,
             writer: Some(writer),
         });
+        self.ever_subscribed.store(true, Ordering::Release);
         Ok(counters)
     }
 
@@ -90,6 +92,12 @@ impl FanOut {
             }
             None => false,
         }
+    }
+
+    /// False until the first subscriber arrives: until then the ring holds
+    /// the events, so that subscriber sees every one since attach.
+    pub fn ever_subscribed(&self) -> bool {
+        self.ever_subscribed.load(Ordering::Acquire)
     }
 
     /// Encodes `columns` once and queues it for every live subscriber.

@@ -5,7 +5,7 @@ import {
   type Transport,
   writeAll,
 } from "./_framing.ts";
-import { memoryPipe } from "./_test_util.ts";
+import { memoryPipe } from "./_scripted_peer.ts";
 
 // A transport whose reads return exactly the given chunks, in order.
 function chunks(parts: Uint8Array[]): Transport {

@@ -1,67 +1,51 @@
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
-import { noAgent, withFakeAgent } from "./_test_util.ts";
+import { hasAgent } from "./_real_agent.ts";
 import * as coral from "./mod.ts";
 
-const work = {
-  name: "coral_work",
-  symbol: "coral_work",
-  address: 0xffffffff81000000n,
-  size: 64n,
-  binary: "/bin/t",
-};
-
-Deno.test("functions.list and get map requests and infos", async () => {
-  await withFakeAgent({
-    handle: (call) => {
-      if (call.$case === "listFunctions") {
-        assertEquals(call.value, {
-          binary: "/bin/t",
-          pattern: "coral_*",
-          limit: 5,
-        });
-        return { $case: "functions", value: { functions: [work], total: 1 } };
-      }
-      assert(call.$case === "getFunction");
-      if (call.value.name === "coral_work") {
-        return { $case: "function", value: { function: work } };
-      }
-      if (call.value.name === "empty") return { $case: "function", value: {} };
-      return {
-        $case: "error",
-        value: { code: "NOT_FOUND", message: "no such function" },
-      };
-    },
-  }, async () => {
-    const expected = { ...work, size: 64 };
+Deno.test({
+  name:
+    "agent: functions.list finds coral_work in the target; limit and binary",
+  ignore: !hasAgent,
+  async fn() {
+    const { binary } = await coral.target();
+    const list = await coral.functions.list("coral_*");
+    const work = list.find((f) => f.name === "coral_work");
+    assert(work !== undefined, JSON.stringify(list.map((f) => f.name)));
+    assert(list.every((f) => f.name.startsWith("coral_")));
+    assertEquals(typeof work.size, "number");
+    assertEquals(typeof work.address, "bigint");
+    assert(work.address > 0n && work.size > 0, `${work.address} ${work.size}`);
     assertEquals(
-      await coral.functions.list("coral_*", { binary: "/bin/t", limit: 5 }),
-      [expected],
+      await coral.functions.list("coral_w*", { binary, limit: 1 }),
+      [work],
     );
-    assertEquals(await coral.functions.get("coral_work"), expected);
-    for (const name of ["nope", "empty"]) {
-      const e = await assertRejects(coral.functions.get(name));
-      assert(
-        e instanceof coral.CoralError && e.code === "NOT_FOUND",
-        String(e),
-      );
-    }
-  });
+    assertEquals(
+      (await coral.functions.list("", { limit: 3 })).length,
+      3,
+    );
+    await coral.close();
+  },
 });
 
 Deno.test({
-  name: "agent: functions.list finds coral_work; get(nope) is NOT_FOUND",
-  ignore: noAgent,
+  name: "agent: functions.get(coral_work) matches list; get(nope) is NOT_FOUND",
+  ignore: !hasAgent,
   async fn() {
-    const list = await coral.functions.list("coral_*");
-    assert(
-      list.some((f) => f.name === "coral_work"),
-      JSON.stringify(list.map((f) => f.name)),
-    );
-    const fn = await coral.functions.get("coral_work");
+    const { binary } = await coral.target();
+    const fn = await coral.functions.get("coral_work", { binary });
     assertEquals(fn.name, "coral_work");
-    assert(fn.address > 0n && fn.size > 0, `${fn.address} ${fn.size}`);
-    const e = await assertRejects(coral.functions.get("nope"));
+    assertEquals(
+      (await coral.functions.list("coral_work")).find((f) =>
+        f.name === "coral_work"
+      ),
+      fn,
+    );
+    const e = await assertRejects(coral.functions.get("coral_nope_xyz"));
     assert(e instanceof coral.CoralError && e.code === "NOT_FOUND", String(e));
+    const nobin = await assertRejects(
+      coral.functions.list("*", { binary: "/nonexistent/coral_binary" }),
+    );
+    assert(nobin instanceof coral.CoralError, String(nobin));
     await coral.close();
   },
 });

@@ -2,7 +2,7 @@ import { EventBatch } from "./gen/coral/sdk/v1/sdk.ts";
 import { assert, assertEquals } from "./_assert.ts";
 import { decodeEventBatch } from "./_event_batch.ts";
 import { ProbeEvent } from "./probe_event.ts";
-import { workBatch } from "./_test_util.ts";
+import { workBatch } from "./_scripted_peer.ts";
 
 function columns(batch: EventBatch, functionNames = ["coral_work"]) {
   const c = decodeEventBatch(EventBatch.encode(batch).finish());

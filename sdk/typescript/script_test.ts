@@ -1,26 +1,33 @@
 import { assert, assertEquals } from "./_assert.ts";
-import { noAgent, withFakeAgent } from "./_test_util.ts";
+import { countingConnections, hasAgent } from "./_real_agent.ts";
 import * as coral from "./mod.ts";
 
-Deno.test("params() and target() come from the HelloReply", async () => {
-  await withFakeAgent({
-    params: { threshold: "5" },
-    target: { binary: "/usr/bin/app", pid: 99 },
-  }, async (agent) => {
-    assertEquals(await coral.params(), { threshold: "5" });
-    assertEquals(await coral.target(), { binary: "/usr/bin/app", pid: 99 });
-    assertEquals(agent.connections, 1);
-    assertEquals(agent.requests.length, 1);
-  });
-});
-
 Deno.test({
-  name: "agent: target() names the traced process",
-  ignore: noAgent,
+  name:
+    "agent: params() and target() come from the Hello of the control connection",
+  ignore: !hasAgent,
   async fn() {
-    const t = await coral.target();
-    assert(t.pid > 0 && t.binary !== "", JSON.stringify(t));
-    assertEquals(typeof (await coral.params()), "object");
+    await coral.close();
+    await countingConnections(async (opened) => {
+      const params = await coral.params();
+      const t = await coral.target();
+      assertEquals(opened(), 1);
+      assert(
+        Object.values(params).every((v) => typeof v === "string"),
+        JSON.stringify(params),
+      );
+      // A copy: changing it changes nothing.
+      params.sdk_test = "x";
+      assertEquals((await coral.params()).sdk_test, undefined);
+      assert(Number.isInteger(t.pid) && t.pid > 0, JSON.stringify(t));
+      assert(t.binary.startsWith("/"), t.binary);
+      // The target binary is the one whose functions the agent lists.
+      assertEquals(
+        (await coral.functions.get("coral_work", { binary: t.binary })).name,
+        "coral_work",
+      );
+      assertEquals(opened(), 1);
+    });
     await coral.close();
   },
 });

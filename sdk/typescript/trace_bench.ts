@@ -1,10 +1,17 @@
 // Throughput of a trace stream through `for await`, decoding included, fed
-// from an in-memory fake agent: `deno bench --import-map=import_map.json
-// --no-remote --no-npm --allow-env trace_bench.ts`. Target: > 2M events/s.
+// pre-encoded frames by the scripted byte peer in memory (no socket, no
+// agent): `deno bench --import-map=import_map.json --no-remote --no-npm
+// --allow-env trace_bench.ts`. Target: > 2M events/s. Not a *_test.ts file,
+// so `deno test` does not run it.
 
-import { EventBatch } from "./gen/coral/sdk/v1/sdk.ts";
 import { encodeFrame } from "./_framing.ts";
-import { withFakeAgent, workBatch } from "./_test_util.ts";
+import { EventBatch } from "./gen/coral/sdk/v1/sdk.ts";
+import {
+  batchFrame,
+  streamScript,
+  withScriptedPeer,
+  workBatch,
+} from "./_scripted_peer.ts";
 import * as coral from "./mod.ts";
 
 const EVENTS_PER_BATCH = 4096;
@@ -12,32 +19,18 @@ const BATCHES = 250;
 const frame = encodeFrame(
   EventBatch.encode(workBatch(1, EVENTS_PER_BATCH)).finish(),
 );
-const end = EventBatch.fromPartial({ end: true });
-
-function* batches(): Generator<Uint8Array | EventBatch> {
-  for (let i = 0; i < BATCHES; i++) yield frame;
-  yield end;
-}
-
-const agent = {
-  pipe: { highWater: 1 << 20 },
-  subscribe: () => ({
-    reply: {
-      subscriptionId: 1n,
-      functionNames: ["coral_work"],
-      nargs: 2,
-      hasReturn: true,
-    },
-    batches: batches(),
-  }),
-};
+const frames = [
+  ...Array.from({ length: BATCHES }, () => frame),
+  batchFrame({ end: true }),
+];
+const script = () => [streamScript(frames, { pipe: { highWater: 1 << 20 } })];
 
 Deno.bench(
   `for await over ${
     EVENTS_PER_BATCH * BATCHES
   } events, reading pid and durationNs`,
   async (b) => {
-    await withFakeAgent(agent, async () => {
+    await withScriptedPeer(script(), async () => {
       let sum = 0;
       b.start();
       for await (const e of coral.trace.uprobe("coral_work", { args: 2 })) {
@@ -54,7 +47,7 @@ Deno.bench(
     EVENTS_PER_BATCH * BATCHES
   } events, reading args and returnValue`,
   async (b) => {
-    await withFakeAgent(agent, async () => {
+    await withScriptedPeer(script(), async () => {
       let sum = 0;
       b.start();
       for await (const e of coral.trace.uprobe("coral_work", { args: 2 })) {

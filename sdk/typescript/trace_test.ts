@@ -1,8 +1,4 @@
-import {
-  EventBatch,
-  ProbeKind,
-  type Subscribe,
-} from "./gen/coral/sdk/v1/sdk.ts";
+import { Request } from "./gen/coral/sdk/v1/sdk.ts";
 import {
   assert,
   assertEquals,
@@ -10,128 +6,14 @@ import {
   assertThrows,
 } from "./_assert.ts";
 import { encodeFrame } from "./_framing.ts";
+import { checkWork, collect, hasAgent } from "./_real_agent.ts";
 import {
-  type FakeAgentOptions,
-  noAgent,
-  tick,
-  withFakeAgent,
+  batchFrame,
+  streamScript,
+  withScriptedPeer,
   workBatch,
-} from "./_test_util.ts";
+} from "./_scripted_peer.ts";
 import * as coral from "./mod.ts";
-
-const workReply = {
-  subscriptionId: 1n,
-  functionNames: ["coral_work"],
-  nargs: 2,
-  hasReturn: true,
-};
-
-function streaming(
-  batches: (
-    sub: Subscribe,
-  ) =>
-    | Iterable<EventBatch | Uint8Array>
-    | AsyncIterable<EventBatch | Uint8Array>,
-  extra: FakeAgentOptions = {},
-): FakeAgentOptions {
-  return {
-    subscribe: (sub) => ({ reply: workReply, batches: batches(sub) }),
-    ...extra,
-  };
-}
-
-// Batches of coral_work(i, 2i) = 3i forever, as the agent harness's target.
-async function* endless(size = 10): AsyncGenerator<EventBatch> {
-  for (let i = 1;; i += size) {
-    yield workBatch(i, size);
-    await tick();
-  }
-}
-
-function checkWork(events: coral.ProbeEvent[]): void {
-  for (const [k, e] of events.entries()) {
-    assertEquals(e.functionName, "coral_work");
-    assertEquals(e.args.length, 2);
-    assertEquals(e.args[1], 2 * e.args[0]);
-    assertEquals(e.returnValue, 3 * e.args[0]);
-    assert(
-      e.durationNs !== null && e.durationNs >= 0,
-      `durationNs ${e.durationNs}`,
-    );
-    if (k > 0) {
-      assertEquals(e.args[0], events[k - 1].args[0] + 1, "consecutive calls");
-    }
-  }
-}
-
-Deno.test("trace.uprobe sends Hello then Subscribe with the options, on its own connection", async () => {
-  await withFakeAgent(
-    streaming(() => [EventBatch.fromPartial({ end: true })]),
-    async (agent) => {
-      const opts = {
-        binary: "/bin/x",
-        pid: 7,
-        args: 3,
-        noReturn: true,
-        minDurationNs: 5000,
-        sampleRate: 10,
-      };
-      for await (const _ of coral.trace.uprobe("fn_*", opts)) {
-        throw new Error(
-          "no events expected",
-        );
-      }
-      assertEquals(agent.connections, 1);
-      const [hello, sub] = agent.requests;
-      assertEquals(hello.call?.$case, "hello");
-      if (hello.call?.$case === "hello") {
-        assertEquals(
-          hello.call.value.sdkVersion,
-          coral.SDK_VERSION,
-        );
-      }
-      assertEquals(sub.call, {
-        $case: "subscribe",
-        value: {
-          kind: ProbeKind.PROBE_KIND_UPROBE,
-          name: "fn_*",
-          binary: "/bin/x",
-          pid: 7,
-          config: {
-            args: 3,
-            noReturn: true,
-            minDurationNs: 5000n,
-            sampleRate: 10,
-          },
-        },
-      });
-    },
-  );
-});
-
-Deno.test("trace.*: the kind each one subscribes with", async () => {
-  const kinds: ProbeKind[] = [];
-  await withFakeAgent({
-    subscribe: (sub) => {
-      kinds.push(sub.kind);
-      return {
-        reply: workReply,
-        batches: [EventBatch.fromPartial({ end: true })],
-      };
-    },
-  }, async () => {
-    for await (const _ of coral.trace.uprobe("a"));
-    for await (const _ of coral.trace.uretprobe("a"));
-    for await (const _ of coral.trace.kprobe("a"));
-    for await (const _ of coral.trace.tracepoint("sched:sched_switch"));
-  });
-  assertEquals(kinds, [
-    ProbeKind.PROBE_KIND_UPROBE,
-    ProbeKind.PROBE_KIND_URETPROBE,
-    ProbeKind.PROBE_KIND_KPROBE,
-    ProbeKind.PROBE_KIND_TRACEPOINT,
-  ]);
-});
 
 Deno.test("trace.*: bad options throw INVALID_ARGUMENT before connecting", () => {
   for (
@@ -139,6 +21,7 @@ Deno.test("trace.*: bad options throw INVALID_ARGUMENT before connecting", () =>
       () => coral.trace.uprobe("f", { args: 7 }),
       () => coral.trace.uprobe("f", { args: 1.5 }),
       () => coral.trace.uprobe("f", { pid: -1 }),
+      () => coral.trace.uprobe("f", { sampleRate: 0.5 }),
       () => coral.trace.uprobe(""),
       () => coral.trace.uretprobe("f", { noReturn: true }),
       () => coral.trace.tracepoint("no_colon"),
@@ -152,203 +35,223 @@ Deno.test("trace.*: bad options throw INVALID_ARGUMENT before connecting", () =>
   }
 });
 
-Deno.test("events of several batches, split frames; an end batch ends the loop normally", async () => {
-  const batches = [
-    workBatch(1, 5),
-    workBatch(6, 1),
-    EventBatch.fromPartial({}),
-    workBatch(7, 100),
-    EventBatch.fromPartial({ end: true }),
+// Parsing of event streams, with a scripted peer: exact bytes a real agent
+// does not write on purpose.
+
+Deno.test("stream parsing: frames split at every byte, an empty batch, an end batch that carries events", async () => {
+  const frames = [
+    batchFrame(workBatch(1, 5)),
+    batchFrame(workBatch(6, 1)),
+    batchFrame({}),
+    batchFrame(workBatch(7, 100)),
+    batchFrame(workBatch(107, 3, { end: true })),
   ];
-  await withFakeAgent(
-    streaming(() => batches, { pipe: { maxRead: 13, maxWrite: 50 } }),
-    async (agent) => {
+  await withScriptedPeer(
+    [streamScript(frames, { pipe: { maxRead: 1 } })],
+    async (peer) => {
       const events: coral.ProbeEvent[] = [];
       for await (const e of coral.trace.uprobe("coral_work", { args: 2 })) {
         events.push(e);
       }
-      assertEquals(events.length, 106);
+      assertEquals(events.length, 109);
       checkWork(events);
       assertEquals(events[0].args, [1, 2]);
-      assertEquals(events[0].pid, 4242);
+      assertEquals(events[108].args, [109, 218]);
       assertEquals(events[0].comm, "worker");
-      await tick();
-      assertEquals(agent.open, 0);
+      await peer.settled();
+      const [conn] = peer.connections;
+      assert(conn.closedByClient, "the client closed the ended stream");
+      assertEquals(
+        conn.frames.map((f) => Request.decode(f).call?.$case),
+        ["hello", "subscribe"],
+      );
     },
   );
 });
 
-Deno.test("an end flag on a batch with events delivers them first", async () => {
-  await withFakeAgent(
-    streaming(() => [workBatch(1, 3, { end: true })]),
+Deno.test("stream parsing: a connection closed without an end batch rejects with UNAVAILABLE after its events", async () => {
+  await withScriptedPeer(
+    [streamScript([batchFrame(workBatch(1, 2))], { hangUp: true })],
     async () => {
       let n = 0;
-      for await (const _ of coral.trace.uprobe("coral_work")) n++;
-      assertEquals(n, 3);
+      const e = await assertRejects(async () => {
+        for await (const _ of coral.trace.uprobe("coral_work")) n++;
+      });
+      assertEquals(n, 2);
+      assert(
+        e instanceof coral.CoralError && e.code === "UNAVAILABLE",
+        String(e),
+      );
     },
   );
 });
 
-Deno.test("break, return and throw in for await close the stream's connection", async () => {
-  await withFakeAgent(streaming(() => endless()), async (agent) => {
+Deno.test("stream parsing: a corrupt batch rejects instead of yielding garbage", async () => {
+  // Five timestamp bytes: not a whole fixed64.
+  const corrupt = encodeFrame(new Uint8Array([0x12, 0x05, 1, 2, 3, 4, 5]));
+  await withScriptedPeer([streamScript([corrupt])], async (peer) => {
     let n = 0;
-    for await (const _ of coral.trace.uprobe("coral_work", { args: 2 })) {
-      if (++n === 20) break;
-    }
-    const firstN = async () => {
-      for await (const e of coral.trace.uprobe("coral_work", { args: 2 })) {
-        return e;
-      }
-    };
-    assertEquals((await firstN())?.args, [1, 2]);
-    const err = await assertRejects(async () => {
-      for await (const _ of coral.trace.uprobe("coral_work")) {
-        throw new Error("boom");
-      }
-    });
-    assertEquals((err as Error).message, "boom");
-    await tick(5);
-    assertEquals(agent.detached, 3);
-    assertEquals(agent.open, 0);
-  });
-});
-
-Deno.test("close() ends an iteration that is waiting for events", async () => {
-  async function* slow() {
-    yield workBatch(1, 1);
-    await new Promise(() => {});
-  }
-  await withFakeAgent(streaming(() => slow()), async (agent) => {
-    const stream = coral.trace.uprobe("coral_work");
-    const seen: number[] = [];
-    const loop = (async () => {
-      for await (const e of stream) seen.push(e.args.length);
-    })();
-    await tick(20);
-    stream.close();
-    await loop;
-    assertEquals(seen.length, 1);
-    assertEquals(await stream.next(), { done: true, value: undefined });
-    await tick();
-    assertEquals(agent.open, 0);
-  });
-});
-
-Deno.test("two concurrent subscriptions both get their events", async () => {
-  await withFakeAgent(streaming(() => endless(3)), async (agent) => {
-    const take = async (n: number) => {
-      const out: coral.ProbeEvent[] = [];
-      for await (const e of coral.trace.uprobe("coral_work", { args: 2 })) {
-        if (out.push(e) === n) break;
-      }
-      return out;
-    };
-    const [a, b] = await Promise.all([take(30), take(50)]);
-    checkWork(a);
-    checkWork(b);
-    assertEquals(agent.connections, 2);
-  });
-});
-
-Deno.test("lost: reported once per increase on stderr and kept on the stream", async () => {
-  const batches = [
-    workBatch(1, 2),
-    workBatch(3, 2, { lost: 5n }),
-    workBatch(5, 2, { lost: 5n }),
-    EventBatch.fromPartial({ lost: 12n }),
-    EventBatch.fromPartial({ end: true, lost: 12n }),
-  ];
-  const logged: string[] = [];
-  const original = console.error;
-  console.error = (...args: unknown[]) => logged.push(args.join(" "));
-  try {
-    await withFakeAgent(streaming(() => batches), async () => {
-      const stream = coral.trace.uprobe("coral_work");
-      let n = 0;
-      for await (const _ of stream) n++;
-      assertEquals(n, 6);
-      assertEquals(stream.lost, 12);
-    });
-  } finally {
-    console.error = original;
-  }
-  assertEquals(logged, [
-    'coral: 5 events dropped for trace.uprobe("coral_work"): the script is slower than its probe',
-    'coral: 12 events dropped for trace.uprobe("coral_work"): the script is slower than its probe',
-  ]);
-});
-
-Deno.test("a subscribe error rejects the loop with the agent's CoralError", async () => {
-  await withFakeAgent({}, async (agent) => {
-    const e = await assertRejects(async () => {
-      for await (const _ of coral.trace.uprobe("nope"));
-    });
-    assert(e instanceof coral.CoralError && e.code === "NOT_FOUND", String(e));
-    const stream = coral.trace.uprobe("nope");
-    await assertRejects(stream.ready());
-    await tick();
-    assertEquals(agent.open, 0);
-  });
-});
-
-Deno.test("ready() tells what was attached", async () => {
-  await withFakeAgent(streaming(() => endless()), async () => {
-    const stream = coral.trace.uprobe("coral_work", { args: 2 });
-    const info = await stream.ready();
-    assertEquals(info.functionNames, ["coral_work"]);
-    assertEquals(info.hasReturn, true);
-    const first = await stream.next();
-    assert(!first.done && first.value.args[0] === 1);
-    stream.close();
-  });
-});
-
-Deno.test("a stream that stops without an end batch rejects with UNAVAILABLE", async () => {
-  await withFakeAgent(streaming(() => [workBatch(1, 2)]), async () => {
-    let n = 0;
-    const e = await assertRejects(async () => {
+    await assertRejects(async () => {
       for await (const _ of coral.trace.uprobe("coral_work")) n++;
     });
-    assertEquals(n, 2);
-    assert(
-      e instanceof coral.CoralError && e.code === "UNAVAILABLE",
-      String(e),
-    );
+    assertEquals(n, 0);
+    await peer.settled();
+    assert(peer.connections[0].closedByClient);
   });
 });
 
-Deno.test("a corrupt batch rejects instead of yielding garbage", async () => {
-  const garbage = encodeFrame(new Uint8Array([0x12, 0x05, 1, 2, 3, 4, 5]));
-  await withFakeAgent(streaming(() => [garbage]), async () => {
-    await assertRejects(async () => {
-      for await (const _ of coral.trace.uprobe("coral_work"));
-    });
-  });
-});
-
-// With a real agent, whose target calls coral_work(i, 2i, sleep_us) = 3i
+// With the real agent, whose target calls coral_work(i, 2i, sleep_us) = 3i
 // about every millisecond.
 
 Deno.test({
-  name: "agent: trace.uprobe(coral_work) yields its calls",
-  ignore: noAgent,
+  name: "agent: trace.uprobe(coral_work) yields the target's calls",
+  ignore: !hasAgent,
   async fn() {
     const target = await coral.target();
     const stream = coral.trace.uprobe("coral_work", { args: 2 });
-    const events: coral.ProbeEvent[] = [];
-    for await (const e of stream) if (events.push(e) === 50) break;
+    const events = await collect(stream, 50);
     assertEquals(events.length, 50);
-    if (stream.lost === 0) checkWork(events);
+    checkWork(events, stream.lost);
+    const comm = target.binary.split("/").pop()!.slice(0, 15);
     for (const e of events) {
-      assertEquals(e.args[1], 2 * e.args[0]);
-      assertEquals(e.returnValue, 3 * e.args[0]);
-      assertEquals(e.functionName, "coral_work");
-      assert(e.durationNs! >= 0);
+      assertEquals(e.pid, target.pid);
+      assert(e.tid > 0);
+      assertEquals(e.comm, comm);
       assert(
         Math.abs(e.timestamp.getTime() - Date.now()) < 60_000,
         `timestamp ${e.timestamp.toISOString()}`,
       );
-      if (target.pid) assertEquals(e.pid, target.pid);
+      assertEquals(e.timestampNs / 1_000_000n, BigInt(e.timestamp.getTime()));
+    }
+    await coral.close();
+  },
+});
+
+Deno.test({
+  name: "agent: ready() tells what was attached, before the first event",
+  ignore: !hasAgent,
+  async fn() {
+    const stream = coral.trace.uprobe("coral_work", { args: 2 });
+    const info = await stream.ready();
+    assert(info.subscriptionId > 0n, `id ${info.subscriptionId}`);
+    assertEquals(info.functionNames, ["coral_work"]);
+    assertEquals(info.nargs, 2);
+    assertEquals(info.hasReturn, true);
+    assertEquals(await stream.ready(), info);
+    const first = await stream.next();
+    assert(!first.done);
+    checkWork([first.value]);
+    stream.close();
+    assertEquals(await stream.next(), { done: true, value: undefined });
+  },
+});
+
+Deno.test({
+  name:
+    "agent: options reach the probe: args and noReturn, pid and binary, wildcards",
+  ignore: !hasAgent,
+  async fn() {
+    const { binary, pid } = await coral.target();
+    const entry = coral.trace.uprobe("coral_work", {
+      args: 3,
+      noReturn: true,
+      pid,
+      binary,
+    });
+    const info = await entry.ready();
+    assertEquals(info.nargs, 3);
+    assertEquals(info.hasReturn, false);
+    const events = await collect(entry, 20);
+    assertEquals(events.length, 20);
+    for (const e of events) {
+      assertEquals(e.pid, pid);
+      assertEquals(e.args.length, 3);
+      assertEquals(e.args[1], 2 * e.args[0]);
+      assert(e.args[2] >= 0, `sleep_us ${e.args[2]}`);
+      assertEquals(e.durationNs, null);
+      assertEquals(e.returnValue, null);
+    }
+    // The pid of this test process: the target's calls are not its calls.
+    const elsewhere = await collect(
+      coral.trace.uprobe("coral_work", { pid: Deno.pid }),
+      1,
+      500,
+    );
+    assertEquals(elsewhere.length, 0);
+    const wild = coral.trace.uprobe("coral_w*", { args: 2 });
+    assertEquals((await wild.ready()).functionNames, ["coral_work"]);
+    checkWork(await collect(wild, 5), wild.lost);
+    await coral.close();
+  },
+});
+
+Deno.test({
+  name: "agent: minDurationNs and sampleRate filter in the kernel",
+  ignore: !hasAgent,
+  async fn() {
+    const sampled = coral.trace.uprobe("coral_work", {
+      args: 1,
+      sampleRate: 10,
+    });
+    const events = await collect(sampled, 12);
+    assertEquals(events.length, 12);
+    for (let k = 1; k < events.length; k++) {
+      const gap = events[k].args[0] - events[k - 1].args[0];
+      assert(gap > 0 && gap % 10 === 0, `gap ${gap}`);
+    }
+    const min = 500_000;
+    for (
+      const e of await collect(
+        coral.trace.uprobe("coral_work", { minDurationNs: min }),
+        10,
+      )
+    ) {
+      assert(e.durationNs! >= min, `durationNs ${e.durationNs}`);
+    }
+    // No call lasts ten seconds.
+    const none = await collect(
+      coral.trace.uprobe("coral_work", { minDurationNs: 10e9 }),
+      1,
+      500,
+    );
+    assertEquals(none.length, 0);
+  },
+});
+
+Deno.test({
+  name:
+    "agent: uretprobe, tracepoint and kprobe subscribe with their own kinds",
+  ignore: !hasAgent,
+  async fn() {
+    const { pid } = await coral.target();
+    const ret = coral.trace.uretprobe("coral_work", { args: 2 });
+    assertEquals((await ret.ready()).hasReturn, true);
+    checkWork(await collect(ret, 5), ret.lost);
+
+    const tp = coral.trace.tracepoint("sched:sched_switch");
+    const tpInfo = await tp.ready();
+    assertEquals(tpInfo.functionNames, ["sched:sched_switch"]);
+    assertEquals(tpInfo.hasReturn, false);
+    const switches = await collect(tp, 5);
+    assertEquals(switches.length, 5);
+    for (const e of switches) {
+      assertEquals(e.functionName, "sched:sched_switch");
+      assertEquals(e.pid, pid);
+      assertEquals(e.durationNs, null);
+    }
+
+    // Kernels without kprobes refuse, naming the kernel function.
+    const kp = coral.trace.kprobe("do_nanosleep", { noReturn: true });
+    try {
+      assertEquals((await kp.ready()).functionNames, ["do_nanosleep"]);
+    } catch (e) {
+      assert(e instanceof coral.CoralError, String(e));
+      assert(
+        e.message.includes("kernel function do_nanosleep"),
+        e.message,
+      );
+    } finally {
+      kp.close();
     }
     await coral.close();
   },
@@ -356,48 +259,129 @@ Deno.test({
 
 Deno.test({
   name:
-    "agent: breaking after 20 events detaches, and a new subscription works",
-  ignore: noAgent,
+    "agent: break, return and throw in for await detach; a new subscription works",
+  ignore: !hasAgent,
   async fn() {
-    for (let round = 0; round < 2; round++) {
-      let n = 0;
-      for await (const _ of coral.trace.uprobe("coral_work", { args: 1 })) {
-        if (++n === 20) break;
-      }
-      assertEquals(n, 20);
-    }
-  },
-});
+    const broken = coral.trace.uprobe("coral_work", { args: 2 });
+    let n = 0;
+    for await (const _ of broken) if (++n === 20) break;
+    assertEquals(n, 20);
+    assertEquals(await broken.next(), { done: true, value: undefined });
 
-Deno.test({
-  name: "agent: two concurrent subscriptions both get events",
-  ignore: noAgent,
-  async fn() {
-    const take = async (opts: coral.TraceOptions) => {
-      const out: coral.ProbeEvent[] = [];
-      for await (const e of coral.trace.uprobe("coral_work", opts)) {
-        if (out.push(e) === 20) break;
+    const first = async () => {
+      for await (const e of coral.trace.uprobe("coral_work", { args: 2 })) {
+        return e;
       }
-      return out;
     };
-    const [a, b] = await Promise.all([
-      take({ args: 2 }),
-      take({ noReturn: true }),
-    ]);
-    assertEquals(a.length, 20);
-    assertEquals(b.length, 20);
-    assert(a.every((e) => e.returnValue === 3 * e.args[0]));
-    assert(b.every((e) => e.durationNs === null && e.returnValue === null));
+    checkWork([(await first())!]);
+
+    const err = await assertRejects(async () => {
+      for await (const _ of coral.trace.uprobe("coral_work")) {
+        throw new Error("boom");
+      }
+    });
+    assertEquals((err as Error).message, "boom");
+
+    // The connections are closed (the resource sanitizer checks it), and
+    // the same probe can be subscribed to again.
+    const again = await collect(
+      coral.trace.uprobe("coral_work", { args: 2 }),
+      20,
+    );
+    assertEquals(again.length, 20);
   },
 });
 
 Deno.test({
-  name: "agent: an unknown function rejects with NOT_FOUND",
-  ignore: noAgent,
+  name: "agent: close() ends an iteration that is waiting for events",
+  ignore: !hasAgent,
   async fn() {
-    const e = await assertRejects(
-      coral.trace.uprobe("coral_no_such_function_xyz").ready(),
-    );
+    // No call lasts ten seconds: this stream waits.
+    const stream = coral.trace.uprobe("coral_work", { minDurationNs: 10e9 });
+    await stream.ready();
+    let seen = 0;
+    const loop = (async () => {
+      for await (const _ of stream) seen++;
+    })();
+    await new Promise((r) => setTimeout(r, 200));
+    stream.close();
+    await loop;
+    assertEquals(seen, 0);
+    assertEquals(await stream.next(), { done: true, value: undefined });
+  },
+});
+
+Deno.test({
+  name: "agent: two concurrent subscriptions both get their events",
+  ignore: !hasAgent,
+  async fn() {
+    const a = coral.trace.uprobe("coral_work", { args: 2 });
+    const b = coral.trace.uprobe("coral_work", { noReturn: true, args: 1 });
+    const [ia, ib] = await Promise.all([a.ready(), b.ready()]);
+    assert(ia.subscriptionId !== ib.subscriptionId);
+    const [ea, eb] = await Promise.all([collect(a, 30), collect(b, 20)]);
+    assertEquals(ea.length, 30);
+    assertEquals(eb.length, 20);
+    checkWork(ea, a.lost);
+    assert(eb.every((e) => e.durationNs === null && e.returnValue === null));
+  },
+});
+
+Deno.test({
+  name: "agent: a subscribe error rejects the loop and ready() with CoralError",
+  ignore: !hasAgent,
+  async fn() {
+    const e = await assertRejects(async () => {
+      for await (const _ of coral.trace.uprobe("coral_no_such_function_xyz"));
+    });
     assert(e instanceof coral.CoralError && e.code === "NOT_FOUND", String(e));
+    assert(e.message.includes("coral_no_such_function_xyz"), e.message);
+    const stream = coral.trace.uprobe("coral_no_such_function_xyz");
+    const again = await assertRejects(stream.ready());
+    assert(again instanceof coral.CoralError && again.code === "NOT_FOUND");
+    assertEquals(await stream.next(), { done: true, value: undefined });
+    const tp = await assertRejects(
+      coral.trace.tracepoint("coral_nope:coral_nope").ready(),
+    );
+    assert(tp instanceof coral.CoralError, String(tp));
+  },
+});
+
+Deno.test({
+  name:
+    "agent: a stream left unread loses events: lost counts them, stderr says so once per increase",
+  ignore: !hasAgent,
+  async fn() {
+    const logged: string[] = [];
+    const original = console.error;
+    console.error = (...args: unknown[]) => logged.push(args.join(" "));
+    const stream = coral.trace.uprobe("coral_work", { args: 2 });
+    try {
+      await stream.ready();
+      // The agent queues at most a few hundred events for a subscriber.
+      await new Promise((r) => setTimeout(r, 2000));
+      let n = 0;
+      const t0 = Date.now();
+      for await (const _ of stream) {
+        if (++n >= 10 && stream.lost > 0) break;
+        if (Date.now() - t0 > 10_000) break;
+      }
+    } finally {
+      console.error = original;
+      stream.close();
+    }
+    assert(stream.lost > 0, `lost ${stream.lost}`);
+    assert(logged.length > 0, "a warning on stderr");
+    const counts = logged.map((line) => {
+      const m = line.match(
+        /^coral: (\d+) events dropped for trace\.uprobe\("coral_work"\): the script is slower than its probe$/,
+      );
+      assert(m !== null, line);
+      return Number(m[1]);
+    });
+    for (let k = 1; k < counts.length; k++) {
+      assert(counts[k] > counts[k - 1], `increasing: ${counts}`);
+    }
+    assertEquals(counts[counts.length - 1], stream.lost);
   },
 });
