@@ -4,8 +4,6 @@ import threading
 from pathlib import Path
 
 import duckdb
-from rich.console import Console
-from rich.table import Table
 
 from .errors import CoralError
 from .paths import default_db_path
@@ -58,6 +56,9 @@ def sdk_query(cur: duckdb.DuckDBPyConnection, sql: str, timeout_s: float) -> tup
 
 
 def print_query(sql: str, db_path: Path | None, limit: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     columns, rows = run_readonly(sql, db_path, limit)
     table = Table(*columns, show_edge=False)
     for row in rows:

@@ -1,7 +1,6 @@
 """The agent's DuckDB: schema and batched writes. Only the agent writes;
 everyone else reads through `open_readonly`."""
 
-import hashlib
 import json
 import threading
 import uuid
@@ -10,7 +9,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
-import numpy as np
 
 from .errors import CoralError
 
@@ -143,7 +141,9 @@ class Store:
                             [[now, name, value, unit] for name, value, unit in samples])
 
     def register_script(self, name: str, code: str) -> str:
-        script_id = hashlib.sha256(code.encode()).hexdigest()[:16]
+        from .store_opener import script_id_of
+
+        script_id = script_id_of(code)
         with self.cursor() as cur:
             version = cur.execute("SELECT count(*) + 1 FROM scripts WHERE name = ?", [name]).fetchone()[0]
             if not cur.execute("SELECT 1 FROM scripts WHERE id = ?", [script_id]).fetchone():
@@ -188,10 +188,14 @@ class ProbeEventWriter:
         self.con = con
         self.session_id = session_id
         self.info = info
-        self._names = np.array(info.functions, dtype=object)
+        self._names = None
         self.rows = 0
 
     def append(self, batch) -> None:
+        import numpy as np  # only probe sessions need it; `coral run` starts faster without
+
+        if self._names is None:
+            self._names = np.array(self.info.functions, dtype=object)
         cols = batch.columns()
         frame = {
             "ts_ns": cols["ts_ns"],

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import CoralError
+from ..store_opener import script_id_of
 from .handlers import ExecutionContext
 from .sandbox import Sandbox
 from .subscriptions import AgentTarget
@@ -34,6 +35,7 @@ class ScriptRun:
     exit_code: int | None = None
     done: threading.Event = field(default_factory=threading.Event)
     _log_threads: list[threading.Thread] = field(default_factory=list)
+    _recorder: threading.Thread | None = None
 
     def wait(self, timeout: float | None = None) -> bool:
         return self.done.wait(timeout)
@@ -64,20 +66,30 @@ class Executor:
                 raise CoralError(f"{self.max_concurrent} scripts are already running (the limit); wait for one to end")
             execution_id = uuid.uuid4().hex[:16]
             token = secrets.token_hex(16)
-            script_id = self.store.register_script(script.name, script.read_text())
+            code = script.read_text()
+            script_id = script_id_of(code)
             self.server.register(token, ExecutionContext(execution_id, script_id, target, dict(params or {})))
-            self.store.begin_execution(execution_id, script_id, dict(params or {}))
             process = subprocess.Popen(self.sandbox.command(script), env=self.sandbox.environment(token),
                                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                        cwd=str(script.resolve().parent), start_new_session=True)
             run = ScriptRun(execution_id, script, process, token, time.monotonic() + timeout_s)
             self._running[execution_id] = run
+        # Recorded while Deno starts (the store may still be opening); the
+        # supervisor waits for it before recording the end.
+        recorder = threading.Thread(target=self._record_start, args=(run, script.name, code, script_id, params),
+                                    name="coral-record", daemon=True)
+        recorder.start()
+        run._recorder = recorder
         for stream in ("stdout", "stderr"):
             t = threading.Thread(target=self._pump, args=(run, stream), name=f"coral-log-{stream}", daemon=True)
             t.start()
             run._log_threads.append(t)
         threading.Thread(target=self._supervise, args=(run,), name="coral-script", daemon=True).start()
         return run
+
+    def _record_start(self, run: ScriptRun, name: str, code: str, script_id: str, params) -> None:
+        self.store.register_script(name, code)
+        self.store.begin_execution(run.execution_id, script_id, dict(params or {}))
 
     def kill(self, run: ScriptRun, status: str = "killed") -> None:
         if run.process.poll() is None:
@@ -100,6 +112,7 @@ class Executor:
                 break
             except subprocess.TimeoutExpired:
                 self.kill(run, "timeout")
+        run._recorder.join()
         for t in run._log_threads:
             t.join(timeout=5)
         if run.status == "running":

@@ -7,13 +7,12 @@ from decimal import Decimal
 from uuid import UUID
 
 from .. import __version__
-from ..analytics import error_rate, find_spans, percentile
 from ..errors import CoralError
 from ..gen.coral.sdk.v1 import sdk_pb2 as pb
-from ..queries import sdk_query
-from ..symbols import SymbolTable
-from ..targets import resolve_binary, resolve_pid
 from .subscriptions import AgentTarget
+
+# Heavier modules (DuckDB analytics, pyelftools) are imported where used so a
+# script's first reply does not wait for them.
 
 SEVERITIES = ("debug", "info", "warning", "error", "critical")
 DEFAULT_QUERY_TIMEOUT_S = 10.0
@@ -73,6 +72,8 @@ class Handlers:
         return pb.Response(emit=pb.EmitReply(id=event_id))
 
     def _query(self, ctx, m: pb.Query) -> pb.Response:
+        from ..queries import sdk_query
+
         timeout = min(m.timeout_ms / 1000 if m.timeout_ms else DEFAULT_QUERY_TIMEOUT_S, 60.0)
         with self.store.cursor() as cur:
             columns, rows, truncated = sdk_query(cur, m.sql, timeout)
@@ -81,16 +82,22 @@ class Handlers:
                                                row_count=len(objects), truncated=truncated))
 
     def _get_percentile(self, ctx, m: pb.GetPercentile) -> pb.Response:
+        from ..analytics import percentile
+
         with self.store.cursor() as cur:
             value, count = percentile(cur, m.service, m.metric, m.percentile, m.window_ms)
         return pb.Response(percentile=pb.PercentileReply(value_ns=value, count=count))
 
     def _get_error_rate(self, ctx, m: pb.GetErrorRate) -> pb.Response:
+        from ..analytics import error_rate
+
         with self.store.cursor() as cur:
             rate, errors, total = error_rate(cur, m.service, m.function, m.window_ms)
         return pb.Response(error_rate=pb.ErrorRateReply(rate=rate, errors=errors, total=total))
 
     def _spans(self, m: pb.FindSpans, errors_only: bool) -> pb.Response:
+        from ..analytics import find_spans
+
         with self.store.cursor() as cur:
             spans = find_spans(cur, m.service, m.function, min_duration_ns=m.min_duration_ns,
                                errors_only=errors_only, window_ms=m.window_ms, limit=m.limit)
@@ -112,7 +119,10 @@ class Handlers:
         return pb.Response(memory=pb.MemoryReply(total_bytes=mem["total"], available_bytes=mem["available"],
                                                  used_bytes=mem["used"], usage_percent=mem["usage_percent"]))
 
-    def _symbols(self, ctx: ExecutionContext, binary: str) -> SymbolTable:
+    def _symbols(self, ctx: ExecutionContext, binary: str):
+        from ..symbols import SymbolTable
+        from ..targets import resolve_binary, resolve_pid
+
         pid = ctx.target.pid
         if binary:
             target = resolve_binary(binary, pid)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import CoralError
 from ..paths import default_db_path
-from ..store import Store
+from ..store_opener import DeferredStore
 from ..targets import LaunchedCommand, check_pid, resolve_binary
 from .executor import AD_HOC_TIMEOUT_S, DAEMON_TIMEOUT_S
 from .runtime import AgentRuntime
@@ -62,7 +62,7 @@ def run_script(req: RunRequest) -> int:
         check_pid(req.pid)
     if req.binary is not None:
         resolve_binary(req.binary, req.pid)  # fail now, with the CLI's message
-    store = Store(req.db_path or default_db_path())
+    store = DeferredStore(req.db_path or default_db_path())
     old_term = signal.signal(signal.SIGTERM, _raise_stop)
     try:
         with AgentRuntime(store) as agent:

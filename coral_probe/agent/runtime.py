@@ -6,7 +6,6 @@ import tempfile
 from pathlib import Path
 
 from ..paths import coral_home
-from ..store import Store
 from .executor import Executor
 from .handlers import Handlers
 from .sandbox import Sandbox
@@ -16,7 +15,7 @@ from .system_metrics import SystemSampler
 
 
 class AgentRuntime:
-    def __init__(self, store: Store, *, socket_path: str | None = None, echo: bool = True,
+    def __init__(self, store, *, socket_path: str | None = None, echo: bool = True,
                  heap_mb: int | None = None, max_queued_events: int | None = None):
         self.store = store
         self._socket_dir = None

@@ -6,14 +6,14 @@ the last; a probe the CLI session attached itself is joined, not owned."""
 import itertools
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from .. import _native
-from ..attach import Attachment
-from ..clock import monotonic_to_epoch_offset_ns
 from ..errors import CoralError
 from ..gen.coral.sdk.v1 import sdk_pb2 as pb
-from ..plan import Plan, ProbeOptions, load_kernel_functions, plan_functions, plan_tracepoints
-from ..targets import resolve_binary, resolve_pid
+
+if TYPE_CHECKING:  # probing modules load on the first subscribe, not at start-up
+    from ..attach import Attachment
+    from ..plan import Plan, ProbeOptions
 
 # Events a script may have waiting before its newest ones are dropped (counted).
 MAX_QUEUED_EVENTS = 1 << 20
@@ -28,9 +28,9 @@ class AgentTarget:
 
 @dataclass
 class LiveProbe:
-    plan: Plan
-    consumer: "_native.RingConsumer"
-    attachment: Attachment | None  # None when the CLI session owns it
+    plan: "Plan"
+    consumer: object  # coral_probe._native.RingConsumer
+    attachment: "Attachment | None"  # None when the CLI session owns it
     subscribers: set[int] = field(default_factory=set)
     _stop_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -49,7 +49,9 @@ class LiveProbe:
             self.attachment = None
 
 
-def _options(req: pb.Subscribe) -> ProbeOptions:
+def _options(req: pb.Subscribe) -> "ProbeOptions":
+    from ..plan import ProbeOptions
+
     c = req.config
     return ProbeOptions(with_return=req.kind == pb.PROBE_KIND_URETPROBE or not c.no_return, nargs=c.args,
                         min_duration_ns=c.min_duration_ns, sample=max(1, c.sample_rate),
@@ -67,7 +69,7 @@ class Subscriptions:
         self._streaming: set[int] = set()
         self.first_subscription = threading.Event()
 
-    def adopt(self, plan: Plan, consumer) -> None:
+    def adopt(self, plan: "Plan", consumer) -> None:
         """Scripts asking for these functions join the CLI session's probe."""
         probe = LiveProbe(plan, consumer, None, owned=False)
         for name in plan.names:
@@ -139,6 +141,11 @@ class Subscriptions:
 
     @staticmethod
     def _start(req: pb.Subscribe, target: AgentTarget) -> LiveProbe:
+        from .. import _native
+        from ..clock import monotonic_to_epoch_offset_ns
+        from ..plan import load_kernel_functions, plan_functions, plan_tracepoints
+        from ..targets import resolve_binary, resolve_pid
+
         opts = _options(req)
         pid = req.pid or target.pid
         attachment = None
