@@ -44,14 +44,21 @@ export async function countingConnections<T>(
 }
 
 /**
- * Takes up to `max` events from `stream`, closing it after `ms` at the
- * latest (a probe that never fires yields nothing).
+ * Attaches `stream` and takes up to `max` events from it, closing it `ms`
+ * after it was attached at the latest (a probe that never fires yields
+ * nothing).
  */
 export async function collect(
   stream: ProbeStream,
   max: number,
   ms = 5000,
 ): Promise<ProbeEvent[]> {
+  try {
+    await stream.ready();
+  } catch (e) {
+    stream.close();
+    throw e;
+  }
   const out: ProbeEvent[] = [];
   const timer = setTimeout(() => stream.close(), ms);
   try {

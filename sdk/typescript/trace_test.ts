@@ -339,6 +339,8 @@ Deno.test({
     const stream = coral.trace.uprobe("coral_no_such_function_xyz");
     const again = await assertRejects(stream.ready());
     assert(again instanceof coral.CoralError && again.code === "NOT_FOUND");
+    // Iterating it after all rejects with the same error, then ends.
+    assertEquals(await assertRejects(stream.next()), again);
     assertEquals(await stream.next(), { done: true, value: undefined });
     const tp = await assertRejects(
       coral.trace.tracepoint("coral_nope:coral_nope").ready(),
