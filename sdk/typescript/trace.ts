@@ -284,7 +284,7 @@ function stream(
   return new ProbeStream(label, {
     kind,
     name,
-    binary: "",
+    binary: opts.binary ?? "",
     pid: opts.pid ?? 0,
     config: {
       args: opts.args ?? 0,

@@ -178,6 +178,13 @@ Deno.test({
       500,
     );
     assertEquals(elsewhere.length, 0);
+    // Another binary: one that is not there is refused.
+    const missing = await assertRejects(
+      coral.trace.uprobe("coral_work", { binary: "/nonexistent/coral_bin" })
+        .ready(),
+    );
+    assert(missing instanceof coral.CoralError, String(missing));
+    assert(missing.message.includes("/nonexistent/coral_bin"), missing.message);
     const wild = coral.trace.uprobe("coral_w*", { args: 2 });
     assertEquals((await wild.ready()).functionNames, ["coral_work"]);
     checkWork(await collect(wild, 5), wild.lost);
