@@ -268,3 +268,26 @@ def test_probe_attach_with_script_joins_the_session(coral, targets):
     assert len(result.stdout.splitlines()) == 5000  # the session's own output
     assert emitted(coral, "count") == [{"events": 5000, "outOfOrder": 0}]
     assert coral.query("SELECT count(*) FROM probe_events") == [(5000,)]
+
+
+def test_sdk_queries_answer_from_stored_probe_events(coral):
+    payments = ROOT / "examples" / "payments" / "payments"
+    # 20 payments: customers 5, 10, 15, 20 slow (100 ms), 7 and 14 declined (return 1)
+    session = coral.run("probe", "attach", "ProcessPayment", "--args", "2", "-o", "jsonl", "--",
+                        str(payments), "--calls", "20", "--slow-every", "5", "--slow-ms", "100")
+    assert session.returncode == 0, session.stderr
+    result = coral.run("run", str(SCRIPTS / "analytics.ts"), "--param", f"binary={payments}")
+    assert result.returncode == 0, result.stderr
+    a = emitted(coral, "analytics")[0]
+    durations = sorted(r[0] for r in coral.query("SELECT duration_ns FROM probe_events"))
+    assert 1e6 <= a["p50"] <= 30e6 and a["p99"] >= 100e6
+    assert a["p50"] == pytest.approx(sorted(durations)[9] / 2 + sorted(durations)[10] / 2)
+    assert a["errorRate"] == pytest.approx(2 / 20)
+    assert sorted(customer for customer, _ in a["slow"]) == [5, 10, 15, 20]
+    assert all(duration >= 90e6 for _, duration in a["slow"])
+    assert sorted(a["errors"]) == [[7, 1], [14, 1]]
+    assert a["top2"] == sorted(durations, reverse=True)[:2]
+    assert a["rows"] == [{"n": 20}]
+    assert a["fns"] == ["ProcessPayment", "ProcessRefund"]
+    assert a["cpuOk"] and a["memOk"]
+    assert "one read-only SELECT" in a["writeRefused"]
