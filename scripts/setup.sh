@@ -12,7 +12,7 @@ if [[ $EUID -ne 0 ]]; then
   exit 1
 fi
 
-APT_PACKAGES=(python3-bpfcc bpfcc-tools bpftrace linux-headers-amd64 gcc g++ make
+APT_PACKAGES=(python3-bpfcc bpfcc-tools bpftrace bpftool linux-headers-amd64 gcc g++ make
               libelf-dev pkg-config protobuf-compiler)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -41,6 +41,11 @@ if [[ ! -e "$KDIR/build/include" ]]; then
     echo "setup: no kernel headers found under /usr/src" >&2
     exit 1
   fi
+fi
+
+# Minimal VMs boot without tracefs; bcc needs it (coral also mounts it itself).
+if [[ ! -d /sys/kernel/tracing/events ]]; then
+  mount -t tracefs nodev /sys/kernel/tracing || true
 fi
 
 PY="${CORAL_PYTHON:-python3}"
