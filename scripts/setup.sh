@@ -68,8 +68,12 @@ fi
 export PATH="$HOME/.cargo/bin:$PATH"
 
 log "building the Rust core (maturin develop --release)"
-(cd "$ROOT" && VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" \
-   "$VENV/bin/maturin" develop --release --skip-install -q)
+# Its pip step is chatty ("Requirement already satisfied"): keep that in a log.
+if ! (cd "$ROOT" && VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" \
+      "$VENV/bin/maturin" develop --release -q > "$VENV/maturin.log" 2>&1); then
+  cat "$VENV/maturin.log" >&2
+  exit 1
+fi
 
 log "building example and test targets"
 make -s -C "$ROOT/examples/payments"
