@@ -98,7 +98,7 @@ class Attachment:
 
     @property
     def ringbuf_fd(self) -> int:
-        return self.bpf["events"].map_fd
+        return self.bpf[b"events"].map_fd
 
     def _attach(self, what: str, call) -> None:
         try:
@@ -107,30 +107,33 @@ class Attachment:
             raise CoralError(f"cannot attach {what}: {e}") from None
         self.attached += 1
 
+    # bcc takes bytes (str works but warns on every call).
     def uprobe(self, path: str, symbol: str, probe_id: int, pid: int | None, *, offset: int = 0) -> None:
         self._attach(f"uprobe {symbol}+{offset} in {path}", lambda: self.bpf.attach_uprobe(
-            name=path, sym=symbol, sym_off=offset, fn_name=f"coral_entry_{probe_id}", pid=pid or -1))
+            name=path.encode(), sym=symbol.encode(), sym_off=offset, fn_name=f"coral_entry_{probe_id}".encode(),
+            pid=pid or -1))
 
     def uretprobe(self, path: str, symbol: str, probe_id: int, pid: int | None) -> None:
         self._attach(f"uretprobe {symbol} in {path}", lambda: self.bpf.attach_uretprobe(
-            name=path, sym=symbol, fn_name=f"coral_return_{probe_id}", pid=pid or -1))
+            name=path.encode(), sym=symbol.encode(), fn_name=f"coral_return_{probe_id}".encode(), pid=pid or -1))
 
     def go_return_probe(self, path: str, symbol: str, probe_id: int, pid: int | None, offset: int) -> None:
         self._attach(f"return probe {symbol}+{offset:#x} in {path}", lambda: self.bpf.attach_uprobe(
-            name=path, sym=symbol, sym_off=offset, fn_name=f"coral_return_{probe_id}", pid=pid or -1))
+            name=path.encode(), sym=symbol.encode(), sym_off=offset, fn_name=f"coral_return_{probe_id}".encode(),
+            pid=pid or -1))
 
     def kprobe(self, function: str, probe_id: int, with_return: bool) -> None:
-        self.bpf.attach_kprobe(event=function, fn_name=f"coral_entry_{probe_id}")
+        self.bpf.attach_kprobe(event=function.encode(), fn_name=f"coral_entry_{probe_id}".encode())
         if with_return:
-            self.bpf.attach_kretprobe(event=function, fn_name=f"coral_return_{probe_id}")
+            self.bpf.attach_kretprobe(event=function.encode(), fn_name=f"coral_return_{probe_id}".encode())
         self.attached += 1
 
     def tracepoint(self, category: str, name: str, probe_id: int) -> None:
         self._attach(f"tracepoint {category}:{name}", lambda: self.bpf.attach_tracepoint(
-            tp=f"{category}:{name}", fn_name=f"coral_tracepoint_{probe_id}"))
+            tp=f"{category}:{name}".encode(), fn_name=f"coral_tracepoint_{probe_id}".encode()))
 
     def counters(self) -> dict[str, int]:
-        table = self.bpf["counters"]
+        table = self.bpf[b"counters"]
         return {name: int(table.sum(i).value) for i, name in enumerate(COUNTER_NAMES)}
 
     def detach_probes(self) -> None:
