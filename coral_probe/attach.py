@@ -2,7 +2,6 @@
 probes, kprobes, fentry, tracepoints. Detaching is always complete."""
 
 import contextlib
-import ctypes
 import os
 import re
 import tempfile
@@ -56,13 +55,12 @@ def _captured_stderr():
             captured.append(sink.read().decode(errors="replace"))
 
 
-def _release_compiler_memory() -> None:
-    """clang/LLVM free most of what a compile used, but glibc keeps the pages;
-    hand them back so the agent streams at its own size, not the compiler's."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except OSError:
-        pass
+def release_compiler_memory() -> None:
+    """bcc maps LLVM and clang (~130 MB of code) for the compile; hand those
+    pages back so the agent streams at its own size, not the compiler's."""
+    from . import _native
+
+    _native.page_out_libraries(["libLLVM", "libclang"])
 
 
 def _first_error(diagnostics: str) -> str:
@@ -88,7 +86,6 @@ class Attachment:
                 failure = e
             else:
                 failure = None
-        _release_compiler_memory()
         if failure is not None:
             detail = _first_error(diagnostics[0]) if diagnostics else str(failure)
             if not os.path.exists(f"/lib/modules/{os.uname().release}/build"):

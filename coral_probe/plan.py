@@ -5,7 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import bpf_source
-from .attach import Attachment, BpfLoadError, kernel_has_kprobes
+from .attach import Attachment, BpfLoadError, kernel_has_kprobes, release_compiler_memory
 from .errors import CoralError
 from .symbols import MAX_FUNCTIONS, SymbolTable
 from .targets import Target
@@ -50,6 +50,8 @@ class Plan:
         except BaseException:
             attachment.detach()
             raise
+        # After attaching: loading the programs still runs through LLVM.
+        release_compiler_memory()
         return attachment
 
 

@@ -11,6 +11,7 @@ mod frames;
 #[allow(clippy::all, dead_code)] // the agent's Python side uses the rest
 mod gen;
 mod latency;
+mod memory;
 mod python;
 mod ringbuf;
 mod symbols;
@@ -27,5 +28,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(python::drain_ring, m)?)?;
     m.add_function(wrap_pyfunction!(python::demangle, m)?)?;
     m.add_function(wrap_pyfunction!(python::ret_offsets, m)?)?;
+    m.add_function(wrap_pyfunction!(python::page_out_libraries, m)?)?;
     Ok(())
 }

@@ -178,3 +178,9 @@ pub fn demangle(py: Python<'_>, names: Vec<String>) -> Vec<Option<(String, Strin
 pub fn ret_offsets(code: &[u8], address: u64) -> Vec<u64> {
     symbols::ret_offsets(code, address)
 }
+
+/// Reclaims resident pages of mapped libraries matching `needles`; bytes advised.
+#[pyfunction]
+pub fn page_out_libraries(py: Python<'_>, needles: Vec<String>) -> usize {
+    py.allow_threads(|| crate::memory::page_out_libraries(&needles))
+}
