@@ -44,7 +44,7 @@ def bcc_drain(producer) -> tuple[int, float]:
 
     bpf = producer.attachment.bpf
     filled = producer.fill(EVENTS)
-    bpf["events"].open_ring_buffer(callback)
+    bpf[b"events"].open_ring_buffer(callback)
     t0 = time.perf_counter()
     bpf.ring_buffer_consume()
     elapsed = time.perf_counter() - t0

@@ -29,8 +29,8 @@ def run_under_noop(counter) -> int:
 
     bpf = BPF(text=b"int noop(void *ctx) { return 0; }")
     try:
-        bpf.attach_uprobe(name=str(counter), sym="coral_work", fn_name="noop")
-        bpf.attach_uretprobe(name=str(counter), sym="coral_work", fn_name="noop")
+        bpf.attach_uprobe(name=str(counter).encode(), sym=b"coral_work", fn_name=b"noop")
+        bpf.attach_uretprobe(name=str(counter).encode(), sym=b"coral_work", fn_name=b"noop")
         run = subprocess.run([str(counter), str(CALLS)], env={**os.environ, "COUNTER_TIME": "1"},
                              capture_output=True, text=True)
         return target_elapsed_ns(run.stderr)

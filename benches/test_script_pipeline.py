@@ -84,7 +84,7 @@ def bcc_json_lines_pipeline(tmp_path) -> dict:
                 lines.clear()
 
         bpf = producer.attachment.bpf
-        bpf["events"].open_ring_buffer(forward)
+        bpf[b"events"].open_ring_buffer(forward)
         started = time.perf_counter()
         produced = producer.fill(EVENTS)
         while peer.poll() is None:
