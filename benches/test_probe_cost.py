@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 
-import pytest
 
 from coral_probe import _native
 from helpers import report

@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from coral_probe import _native
 from coral_probe.agent.runtime import AgentRuntime

@@ -11,7 +11,6 @@ from .errors import CoralError, EnvironmentProblem
 from .tracefs import ensure_mounted
 
 _CAP_SYS_ADMIN, _CAP_PERFMON, _CAP_BPF = 21, 38, 39
-COUNTER_NAMES = ("hits", "submitted", "lost", "filtered", "unpaired", "too_deep")
 
 
 def effective_capabilities() -> int:
@@ -130,8 +129,10 @@ class Attachment:
             tp=f"{category}:{name}".encode(), fn_name=f"coral_tracepoint_{probe_id}".encode()))
 
     def counters(self) -> dict[str, int]:
+        from . import _native  # the slot names, pinned to bpf/coral_event.h by the Rust layout test
+
         table = self.bpf[b"counters"]
-        return {name: int(table.sum(i).value) for i, name in enumerate(COUNTER_NAMES)}
+        return {name: int(table.sum(i).value) for i, name in enumerate(_native.COUNTER_NAMES)}
 
     def detach_probes(self) -> None:
         """Stops new hits while the maps stay readable (counters, ring buffer)."""

@@ -17,6 +17,7 @@ from .errors import CoralError
 from .output import JsonlView, Snapshot, TableView
 from .paths import default_db_path
 from .plan import Plan, ProbeOptions, load_kernel_functions, plan_functions, plan_tracepoints
+from .stopping import StopRequested, raise_on_sigterm
 from .store import ProbeSessionInfo, Store
 from .targets import LaunchedCommand, Target, check_pid, resolve_binary, resolve_pid
 
@@ -42,8 +43,8 @@ class AttachRequest:
             raise CoralError("nothing to probe: name a FUNCTION, --kernel FUNCTION or --tracepoint CATEGORY:NAME")
         if kinds > 1:
             raise CoralError("probe user functions, --kernel functions or --tracepoints, one kind per session")
-        targets = sum(x is not None and x != [] for x in (self.binary, self.pid, self.command or None))
-        if self.functions and targets == 0:
+        has_target = self.binary is not None or self.pid is not None or bool(self.command)
+        if self.functions and not has_target:
             raise CoralError("no target: give --binary PATH, --pid PID or -- COMMAND [ARGS]")
         if self.pid is not None and self.command:
             raise CoralError("--pid and -- COMMAND exclude each other")
@@ -51,14 +52,6 @@ class AttachRequest:
             raise CoralError(f"script not found: {self.script}")
         if self.output not in ("table", "jsonl"):
             raise CoralError(f"invalid --output {self.output}: table or jsonl")
-
-
-class _Stop(Exception):
-    pass
-
-
-def _raise_stop(signum, frame):
-    raise _Stop()
 
 
 def _plan(req: AttachRequest, target: Target | None, pid: int | None) -> tuple[Plan, Attachment | None]:
@@ -125,7 +118,7 @@ def _stream(req: AttachRequest, plan: Plan, attachment: Attachment,
                                     monotonic_to_epoch_offset_ns())
     title = f"coral probe: {', '.join(plan.names[:4])}{' ...' if len(plan.names) > 4 else ''} in {plan.target}"
     view = JsonlView() if req.output == "jsonl" else TableView(title, plan.names, plan.nargs, plan.notes)
-    old_term = signal.signal(signal.SIGTERM, _raise_stop)
+    old_term = raise_on_sigterm()
     started = time.monotonic()
     rate_window: list[tuple[float, int]] = []
     exit_code = 0
@@ -171,7 +164,7 @@ def _stream(req: AttachRequest, plan: Plan, attachment: Attachment,
                         break
                     if script_agent and script_agent.finished():
                         break
-            except (KeyboardInterrupt, _Stop):
+            except (KeyboardInterrupt, StopRequested):
                 pass
             # Detach first so nothing new arrives, then take every committed event.
             attachment.detach_probes()
@@ -232,10 +225,7 @@ class _ScriptAgent:
             raise
 
     def wait_for_subscription(self) -> None:
-        deadline = time.monotonic() + self.hold_s
-        while not self.runtime.subscriptions.first_subscription.wait(0.05):
-            if self.run.done.is_set() or time.monotonic() > deadline:
-                return
+        self.runtime.subscriptions.wait_for_first(self.run.done, self.hold_s)
 
     def finished(self) -> bool:
         return self.run.done.is_set()

@@ -15,10 +15,6 @@ class Target:
     pid: int | None      # process filter (kernel-side), None for every process
     display: str         # what the user named
 
-    @property
-    def name(self) -> str:
-        return os.path.basename(self.display)
-
 
 def _is_elf(path: str) -> bool:
     try:

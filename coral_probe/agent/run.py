@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..errors import CoralError
 from ..paths import default_db_path
+from ..stopping import StopRequested, raise_on_sigterm
 from ..store_opener import DeferredStore
 from ..targets import LaunchedCommand, check_pid, resolve_binary
 from .executor import AD_HOC_TIMEOUT_S, DAEMON_TIMEOUT_S
@@ -30,14 +31,6 @@ class RunRequest:
     daemon: bool = False
     watch: bool = False
     db_path: Path | None = None
-
-
-class _Stop(Exception):
-    pass
-
-
-def _raise_stop(signum, frame):
-    raise _Stop()
 
 
 def parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -63,7 +56,7 @@ def run_script(req: RunRequest) -> int:
     if req.binary is not None:
         resolve_binary(req.binary, req.pid)  # fail now, with the CLI's message
     store = DeferredStore(req.db_path or default_db_path())
-    old_term = signal.signal(signal.SIGTERM, _raise_stop)
+    old_term = raise_on_sigterm()
     try:
         with AgentRuntime(store) as agent:
             while True:
@@ -71,7 +64,7 @@ def run_script(req: RunRequest) -> int:
                 if not req.watch:
                     return code
                 _wait_for_change(req.script)
-    except (KeyboardInterrupt, _Stop):
+    except (KeyboardInterrupt, StopRequested):
         return 130
     finally:
         signal.signal(signal.SIGTERM, old_term)
@@ -86,10 +79,7 @@ def _run_once(agent: AgentRuntime, req: RunRequest, timeout: float) -> int:
         agent.subscriptions.first_subscription.clear()
         run = agent.executor.start(req.script, target=target, params=req.params, timeout_s=timeout)
         if launched:
-            deadline = time.monotonic() + COMMAND_HOLD_S
-            while not agent.subscriptions.first_subscription.wait(0.05):
-                if run.done.is_set() or time.monotonic() > deadline:
-                    break
+            agent.subscriptions.wait_for_first(run.done, COMMAND_HOLD_S)
             launched.release()
             while launched.process.poll() is None and not run.done.is_set():
                 time.sleep(0.02)

@@ -40,7 +40,6 @@ class SdkServer:
         self._listener: socket.socket | None = None
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
-        self.requests_failed = 0
 
     def register(self, token: str, ctx: ExecutionContext) -> None:
         with self._lock:
@@ -113,7 +112,6 @@ class SdkServer:
             try:
                 body = reader.read()
             except FrameError as e:
-                self.requests_failed += 1
                 conn.sendall(frame(_error(0, "INVALID_ARGUMENT", f"malformed frame: {e}")))
                 return
             if body is None:
@@ -121,7 +119,6 @@ class SdkServer:
             try:
                 req = pb.Request.FromString(body)
             except DecodeError:
-                self.requests_failed += 1
                 conn.sendall(frame(_error(0, "INVALID_ARGUMENT", "malformed frame: not a coral.sdk.v1.Request")))
                 return
             call = req.WhichOneof("call")
@@ -144,7 +141,6 @@ class SdkServer:
                 except Exception as e:  # noqa: BLE001 - every failure is an Error reply
                     if not isinstance(e, CoralError):
                         log.exception("SDK request %s failed", call)
-                    self.requests_failed += 1
                     reply = _error(req.id, _code(e), str(e))
             reply.id = req.id
             conn.sendall(frame(reply))

@@ -5,6 +5,7 @@ the last; a probe the CLI session attached itself is joined, not owned."""
 
 import itertools
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -98,9 +99,12 @@ class Subscriptions:
             self._streaming.add(sid)
         self.first_subscription.set()
 
-    def stats(self, sid: int) -> tuple[int, int] | None:
-        probe = self._by_id.get(sid)
-        return probe.consumer.subscriber_stats(sid) if probe else None
+    def wait_for_first(self, give_up: threading.Event, timeout_s: float) -> None:
+        """Until a first stream is live, `give_up` is set, or `timeout_s` passed."""
+        deadline = time.monotonic() + timeout_s
+        while not self.first_subscription.wait(0.05):
+            if give_up.is_set() or time.monotonic() > deadline:
+                return
 
     def close(self, sid: int) -> None:
         with self._lock:

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender};
 
 use crate::batch::Columns;
 use crate::error::{Error, Result};
@@ -119,9 +119,7 @@ impl FanOut {
             }
             c.queued.fetch_add(events, Ordering::AcqRel);
             if let Some(q) = &s.queue {
-                if let Err(TrySendError::Disconnected(_) | TrySendError::Full(_)) =
-                    q.try_send(Chunk { body: body.clone(), events })
-                {
+                if q.send(Chunk { body: body.clone(), events }).is_err() {
                     c.queued.fetch_sub(events, Ordering::AcqRel);
                     c.lost.fetch_add(events, Ordering::AcqRel);
                 }
