@@ -40,8 +40,7 @@ class SlowestRecent:
         self.names, self.nargs, self.keep, self.window_s = names, nargs, keep, window_s
         self.calls: deque[SlowCall] = deque()
 
-    def add(self, batch) -> None:
-        cols = batch.columns()
+    def add(self, cols: dict) -> None:
         durations = np.where(cols["has_return"], cols["duration_ns"], -1)
         if not len(durations) or durations.max() < 0:
             return
@@ -86,7 +85,7 @@ class JsonlView:
     def __exit__(self, *exc):
         return False
 
-    def on_batch(self, batch) -> None:
+    def on_batch(self, batch, cols: dict) -> None:
         self.out.write(batch.jsonl())
         self.out.flush()
 
@@ -113,8 +112,8 @@ class TableView:
         self.live.__exit__(*exc)
         return False
 
-    def on_batch(self, batch) -> None:
-        self.slowest.add(batch)
+    def on_batch(self, batch, cols: dict) -> None:
+        self.slowest.add(cols)
 
     def tick(self, snapshot: Snapshot) -> None:
         self.live.update(self._render(snapshot), refresh=True)

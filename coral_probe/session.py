@@ -133,6 +133,11 @@ def _stream(req: AttachRequest, plan: Plan, attachment: Attachment,
         rate = (stats["events"] - e0) / (now - t0) if now > t0 else 0.0
         return Snapshot(now - started, stats["events"], rate, counters, stats)
 
+    def take(batch) -> None:
+        cols = batch.columns()  # copied out of Rust once, for the store and the view
+        writer.append(batch, cols)
+        view.on_batch(batch, cols)
+
     counters = attachment.counters()
     script_agent = _ScriptAgent(req, store, plan, consumer, pid) if req.script else None
     if req.output == "jsonl":
@@ -149,8 +154,7 @@ def _stream(req: AttachRequest, plan: Plan, attachment: Attachment,
                 while True:
                     batch = consumer.poll(100)
                     if batch is not None:
-                        writer.append(batch)
-                        view.on_batch(batch)
+                        take(batch)
                     now = time.monotonic()
                     if now >= next_tick:
                         counters = attachment.counters()
@@ -173,8 +177,7 @@ def _stream(req: AttachRequest, plan: Plan, attachment: Attachment,
             while not consumer.closed:
                 batch = consumer.poll(100)
                 if batch is not None:
-                    writer.append(batch)
-                    view.on_batch(batch)
+                    take(batch)
             final = snapshot()
             final.elapsed_s = time.monotonic() - started
             final.rate = final.events / final.elapsed_s if final.elapsed_s else 0.0

@@ -191,12 +191,11 @@ class ProbeEventWriter:
         self._names = None
         self.rows = 0
 
-    def append(self, batch) -> None:
+    def append(self, batch, cols: dict) -> None:
         import numpy as np  # only probe sessions need it; `coral run` starts faster without
 
         if self._names is None:
             self._names = np.array(self.info.functions, dtype=object)
-        cols = batch.columns()
         frame = {
             "ts_ns": cols["ts_ns"],
             "function_name": self._names[cols["probe_id"]],

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
 
-use chrono::{DateTime, SecondsFormat};
+use chrono::DateTime;
 
 use crate::event::{CoralEvent, MAX_ARGS};
 
@@ -150,15 +150,21 @@ impl Batch {
     /// One JSON object per event (the jsonl contract in docs/architecture.md).
     pub fn write_jsonl(&self, out: &mut Vec<u8>) {
         let c = &self.columns;
+        // Events of one second share the date and time: formatted once per second.
+        let mut second = (i64::MIN, String::new());
         for i in 0..c.len() {
             let ts = c.ts_ns[i];
-            let rfc3339 = DateTime::from_timestamp_nanos(ts).to_rfc3339_opts(SecondsFormat::Nanos, true);
+            let (secs, nanos) = (ts.div_euclid(1_000_000_000), ts.rem_euclid(1_000_000_000));
+            if secs != second.0 {
+                let at = DateTime::from_timestamp(secs, 0).unwrap_or_default();
+                second = (secs, at.format("%Y-%m-%dT%H:%M:%S").to_string());
+            }
             let probe = c.probe_id[i] as usize;
             let function = self.meta.probe_names_json.get(probe).map_or("null", |s| s.as_str());
             let _ = write!(
                 out,
-                "{{\"ts\":\"{rfc3339}\",\"ts_ns\":{ts},\"pid\":{},\"tid\":{},\"comm\":{},\"function\":{function},\"duration_ns\":",
-                c.pid[i], c.tid[i], self.comm_names_json[c.comm[i] as usize],
+                "{{\"ts\":\"{}.{nanos:09}Z\",\"ts_ns\":{ts},\"pid\":{},\"tid\":{},\"comm\":{},\"function\":{function},\"duration_ns\":",
+                second.1, c.pid[i], c.tid[i], self.comm_names_json[c.comm[i] as usize],
             );
             if c.has_return[i] {
                 let _ = write!(out, "{}", c.duration_ns[i]);
@@ -215,6 +221,9 @@ mod tests {
         let mut cols = Columns::with_capacity(2);
         cols.push(&event(b"pay", true), meta.wall_offset_ns, &mut comms);
         cols.push(&event(b"pay", false), meta.wall_offset_ns, &mut comms);
+        let mut next_second = event(b"pay", true);
+        next_second.ts_ns += 1_999_999_999;
+        cols.push(&next_second, meta.wall_offset_ns, &mut comms);
         let batch = Batch::new(cols, &comms, meta);
         let mut out = Vec::new();
         batch.write_jsonl(&mut out);
@@ -226,6 +235,7 @@ mod tests {
              \"comm\":\"pay\",\"function\":\"Process\\\"Payment\",\"duration_ns\":700,\"args\":[1,-2],\"ret\":-1}"
         );
         assert!(lines[1].contains("\"duration_ns\":null") && lines[1].ends_with("\"ret\":null}"));
+        assert!(lines[2].starts_with("{\"ts\":\"2023-11-14T22:13:22.000000004Z\",\"ts_ns\":1700000002000000004,"));
         assert_eq!(batch.comm_names, vec!["pay".to_string()]);
     }
 }
