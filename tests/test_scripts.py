@@ -52,12 +52,12 @@ def test_every_event_arrives_in_order_at_full_rate(coral, targets):
     assert emitted(coral, "count") == [{"events": 50000, "outOfOrder": 0}]
 
 
-def test_threads_each_arrive_in_order(coral, targets):
-    # threads target: per-thread counts; the script checks per-tid sequences of coral_work,
-    # so use the counter run under several processes instead: one tid each.
-    result = coral.run("run", str(SCRIPTS / "count_in_order.ts"), "--", str(targets["counter"]), "3000")
+def test_every_thread_gets_its_exact_count(coral, targets):
+    result = coral.run("run", str(SCRIPTS / "count_per_thread.ts"), "--", str(targets["threads"]), "4", "500")
     assert result.returncode == 0, result.stderr
-    assert emitted(coral, "count") == [{"events": 3000, "outOfOrder": 0}]
+    threads = emitted(coral, "per_thread")[0]["threads"]
+    assert sorted((t["k"], t["events"], t["mixed"]) for t in threads) == \
+        [(1, 500, False), (2, 1000, False), (3, 1500, False), (4, 2000, False)]
 
 
 def test_iterator_break_detaches_while_the_script_runs(coral, targets):
