@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from . import bpf_source
 from .attach import Attachment, BpfLoadError, kernel_has_kprobes, release_compiler_memory
 from .errors import CoralError
+from .kernel_symbols import kernel_function, tracepoint_name
 from .symbols import MAX_FUNCTIONS, SymbolTable
 from .targets import Target
 from .tracefs import ensure_mounted, tracepoint_fields
@@ -91,9 +92,7 @@ def plan_tracepoints(specs: list[str], opts: ProbeOptions, pid: int | None) -> P
     ensure_mounted()
     parsed, fields = [], []
     for spec in specs:
-        category, sep, name = spec.partition(":")
-        if not sep or not category or not name:
-            raise CoralError(f"invalid tracepoint '{spec}': expected CATEGORY:NAME, e.g. syscalls:sys_enter_openat")
+        category, name = tracepoint_name(spec)
         parsed.append((category, name))
         fields.append(tracepoint_fields(category, name))
     program = bpf_source.tracepoint_probes(fields, filter_tgid=pid, ringbuf_pages=opts.ringbuf_pages)
@@ -109,6 +108,7 @@ def plan_tracepoints(specs: list[str], opts: ProbeOptions, pid: int | None) -> P
 
 def load_kernel_functions(functions: list[str], opts: ProbeOptions, pid: int | None) -> tuple[Plan, Attachment]:
     """kprobes where the kernel has them, else fentry, else one clear error."""
+    functions = [kernel_function(name) for name in functions]
     kprobe_error = "kprobes are not available on this kernel (CONFIG_KPROBES is not set)"
     if kernel_has_kprobes():
         program = bpf_source.function_probes(
