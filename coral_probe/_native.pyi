@@ -70,3 +70,11 @@ def ret_offsets(code: bytes, address: int) -> list[int]:
 
 def page_out_libraries(needles: Sequence[str]) -> int:
     """Reclaims resident pages of mapped libraries matching `needles`; bytes advised."""
+
+def confine_self(uid: int, gid: int, read_exec: Sequence[str], read: Sequence[str]) -> str:
+    """Drops this process to `uid`/`gid` with no capabilities, sets no_new_privs
+    and enforces Landlock: reads only under `read_exec` (and may execute
+    there) and `read`, no TCP. Returns "full", "partial" or "none"."""
+
+def landlock_abi() -> int:
+    """The kernel's Landlock ABI version (0 when Landlock is off)."""

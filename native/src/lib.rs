@@ -2,6 +2,7 @@
 //! registers; each concern lives in its own module.
 
 mod batch;
+mod confine;
 mod consumer;
 mod error;
 mod event;
@@ -29,5 +30,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(python::demangle, m)?)?;
     m.add_function(wrap_pyfunction!(python::ret_offsets, m)?)?;
     m.add_function(wrap_pyfunction!(python::page_out_libraries, m)?)?;
+    m.add_function(wrap_pyfunction!(python::confine_self, m)?)?;
+    m.add_function(wrap_pyfunction!(python::landlock_abi, m)?)?;
     Ok(())
 }

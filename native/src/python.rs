@@ -184,3 +184,17 @@ pub fn ret_offsets(code: &[u8], address: u64) -> Vec<u64> {
 pub fn page_out_libraries(py: Python<'_>, needles: Vec<String>) -> usize {
     py.allow_threads(|| crate::memory::page_out_libraries(&needles))
 }
+
+/// Drops this process to `uid`/`gid` with no capabilities, sets no_new_privs
+/// and enforces Landlock: reads only under `read_exec` (and may execute
+/// there) and `read`, no TCP. Returns "full", "partial" or "none".
+#[pyfunction]
+pub fn confine_self(uid: u32, gid: u32, read_exec: Vec<String>, read: Vec<String>) -> PyResult<&'static str> {
+    Ok(crate::confine::confine(&crate::confine::Confinement { uid, gid, read_exec, read })?)
+}
+
+/// The kernel's Landlock ABI version (0 when Landlock is off).
+#[pyfunction]
+pub fn landlock_abi() -> i64 {
+    crate::confine::landlock_abi()
+}
