@@ -65,7 +65,8 @@ CREATE TABLE IF NOT EXISTS script_executions (
     started_at   TIMESTAMPTZ NOT NULL,
     completed_at TIMESTAMPTZ,
     exit_code    INTEGER,
-    params       JSON
+    params       JSON,
+    end_reason   VARCHAR             -- why it ended, when a limit or a stop ended it
 );
 CREATE TABLE IF NOT EXISTS script_logs (
     execution_id VARCHAR NOT NULL,
@@ -115,6 +116,8 @@ class Store:
         # must stay small next to the programs it watches.
         self.con.execute("SET memory_limit = '96MB'; SET threads = 1")
         self.con.execute(SCHEMA)
+        # Databases made before a column existed get it (CREATE ... IF NOT EXISTS keeps old tables).
+        self.con.execute("ALTER TABLE script_executions ADD COLUMN IF NOT EXISTS end_reason VARCHAR")
         # Scripts query this database: no file, network or extension access
         # through SQL (read_csv('/etc/passwd')), and no SET to undo it.
         self.con.execute("SET enable_external_access = false; SET lock_configuration = true")
@@ -153,13 +156,16 @@ class Store:
 
     def begin_execution(self, execution_id: str, script_id: str, params: dict) -> None:
         with self.cursor() as cur:
-            cur.execute("INSERT INTO script_executions VALUES (?, ?, 'running', ?, NULL, NULL, ?)",
+            cur.execute("INSERT INTO script_executions (execution_id, script_id, status, started_at, params)"
+                        " VALUES (?, ?, 'running', ?, ?)",
                         [execution_id, script_id, datetime.now(timezone.utc), json.dumps(params)])
 
-    def end_execution(self, execution_id: str, status: str, exit_code: int | None) -> None:
+    def end_execution(self, execution_id: str, status: str, exit_code: int | None, *,
+                      reason: str | None = None) -> None:
         with self.cursor() as cur:
-            cur.execute("UPDATE script_executions SET status = ?, completed_at = ?, exit_code = ?"
-                        " WHERE execution_id = ?", [status, datetime.now(timezone.utc), exit_code, execution_id])
+            cur.execute("UPDATE script_executions SET status = ?, completed_at = ?, exit_code = ?, end_reason = ?"
+                        " WHERE execution_id = ?",
+                        [status, datetime.now(timezone.utc), exit_code, reason, execution_id])
 
     def append_logs(self, execution_id: str, lines: list[tuple[datetime, str, str]]) -> None:
         if not lines:

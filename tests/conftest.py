@@ -84,3 +84,25 @@ def coral(coral_home) -> Coral:
 
 def jsonl(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def memory_capped():
+    """Wraps a command so it runs in a transient cgroup with a memory cap:
+    a memory attack that a regression lets through meets this cap, not the
+    machine's memory."""
+    import uuid
+
+    from coral_probe.agent.cgroups import ScriptCgroup
+
+    groups = []
+
+    def wrap(command: list[str], memory_mb: int = 1536) -> list[str]:
+        group = ScriptCgroup.create(f"test-{uuid.uuid4().hex[:8]}", memory_bytes=memory_mb << 20, max_pids=4096)
+        groups.append(group)
+        join = " ".join(f'echo $$ > "{f}";' for f in group.procs_files)
+        return ["sh", "-c", f'{join} exec "$@"', "sh", *command]
+
+    yield wrap
+    for group in groups:
+        group.remove()

@@ -16,7 +16,9 @@ from pathlib import Path
 from ..errors import CoralError
 from ..store_opener import script_id_of
 from .handlers import ExecutionContext
-from .sandbox import Sandbox
+from .cgroups import ScriptCgroup
+from .sandbox import Sandbox, new_script_uid
+from .script_copy import ScriptCopy
 from .subscriptions import AgentTarget
 
 AD_HOC_TIMEOUT_S = 60.0
@@ -31,8 +33,11 @@ class ScriptRun:
     process: subprocess.Popen
     token: str
     deadline: float
+    copy: ScriptCopy | None = None
+    cgroup: ScriptCgroup | None = None
     status: str = "running"
     exit_code: int | None = None
+    reason: str | None = None  # why it ended, when not by itself
     done: threading.Event = field(default_factory=threading.Event)
     _log_threads: list[threading.Thread] = field(default_factory=list)
     _recorder: threading.Thread | None = None
@@ -60,19 +65,40 @@ class Executor:
         if not 0 < timeout_s <= DAEMON_TIMEOUT_S:
             raise CoralError(f"invalid timeout {timeout_s:g}s: must be above 0 and at most 24h")
         script = script.resolve()
-        self.sandbox.check_imports(script)
+        self._check_capacity()
+        execution_id = uuid.uuid4().hex[:16]
+        # What is checked is what runs: the agent's own copy of the script.
+        copy, code_bytes = self.sandbox.prepare(script, f"x{execution_id}")
+        cgroup = None
+        try:
+            cgroup = ScriptCgroup.create(f"x{execution_id}", memory_bytes=self.sandbox.memory_mb << 20,
+                                         max_pids=self.sandbox.max_pids)
+            run = self._launch(script, copy, cgroup, code_bytes.decode(errors="replace"), execution_id,
+                               target, params, timeout_s)
+        except BaseException:
+            self.sandbox.discard(copy)
+            if cgroup is not None:
+                cgroup.remove()
+            raise
+        return run
+
+    def _check_capacity(self) -> None:
+        """Called with the lock held, and once before the (slower) copy without."""
+        if len(self._running) >= self.max_concurrent:
+            raise CoralError(f"{self.max_concurrent} scripts are already running (the limit); wait for one to end")
+
+    def _launch(self, script: Path, copy: ScriptCopy, cgroup: ScriptCgroup, code: str, execution_id: str,
+                target: AgentTarget, params: dict[str, str] | None, timeout_s: float) -> ScriptRun:
         with self._lock:
-            if len(self._running) >= self.max_concurrent:
-                raise CoralError(f"{self.max_concurrent} scripts are already running (the limit); wait for one to end")
-            execution_id = uuid.uuid4().hex[:16]
+            self._check_capacity()
             token = secrets.token_hex(16)
-            code = script.read_text()
             script_id = script_id_of(code)
             self.server.register(token, ExecutionContext(execution_id, script_id, target, dict(params or {})))
-            process = subprocess.Popen(self.sandbox.command(script), env=self.sandbox.environment(token),
-                                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                       cwd=str(script.resolve().parent), start_new_session=True)
-            run = ScriptRun(execution_id, script, process, token, time.monotonic() + timeout_s)
+            command = self.sandbox.command(copy, new_script_uid(), cgroup.procs_files)
+            process = subprocess.Popen(command, env=self.sandbox.environment(token), stdin=subprocess.DEVNULL,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(copy.directory),
+                                       start_new_session=True)
+            run = ScriptRun(execution_id, script, process, token, time.monotonic() + timeout_s, copy, cgroup)
             self._running[execution_id] = run
         # Recorded while Deno starts (the store may still be opening); the
         # supervisor waits for it before recording the end.
@@ -95,6 +121,8 @@ class Executor:
         if run.process.poll() is None:
             run.status = status
             os.killpg(run.process.pid, signal.SIGKILL)
+        if run.cgroup is not None:
+            run.cgroup.kill()
 
     def kill_all(self) -> None:
         with self._lock:
@@ -112,14 +140,23 @@ class Executor:
                 break
             except subprocess.TimeoutExpired:
                 self.kill(run, "timeout")
+                run.reason = "timeout"
         run._recorder.join()
         for t in run._log_threads:
             t.join(timeout=5)
+        limit = run.cgroup.limit_hit() if run.cgroup else None
+        if limit and run.status in ("running", "killed"):
+            run.status, run.reason = "failed", limit
+            print(f"coral: script stopped: {limit}", file=sys.stderr, flush=True)
         if run.status == "running":
             run.status = "completed" if code == 0 else "failed"
         run.exit_code = code
         self.server.unregister(run.token)
-        self.store.end_execution(run.execution_id, run.status, code)
+        if run.cgroup is not None:
+            run.cgroup.remove()
+        if run.copy is not None:
+            self.sandbox.discard(run.copy)
+        self.store.end_execution(run.execution_id, run.status, code, reason=run.reason)
         with self._lock:
             self._running.pop(run.execution_id, None)
         run.done.set()

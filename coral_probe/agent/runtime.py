@@ -1,11 +1,10 @@
 """One in-process agent: store, system sampler, subscriptions, SDK server,
 executor. Used by `coral run`, `coral probe attach --script` and `coral agent`."""
 
-import os
+import shutil
 import tempfile
 from pathlib import Path
 
-from ..paths import coral_home
 from .executor import Executor
 from .handlers import Handlers
 from .sandbox import Sandbox
@@ -18,22 +17,25 @@ class AgentRuntime:
     def __init__(self, store, *, socket_path: str | None = None, echo: bool = True,
                  heap_mb: int | None = None, max_queued_events: int | None = None):
         self.store = store
-        self._socket_dir = None
+        # Short (AF_UNIX paths are limited to 108 bytes) and the agent's own:
+        # the socket, Deno's cache and the copies of the scripts that run.
+        self.runtime_dir = Path(tempfile.mkdtemp(prefix="coral-"))
+        self._own_socket = socket_path is None
         if socket_path is None:
-            # Short and private: AF_UNIX paths are limited to 108 bytes.
-            self._socket_dir = tempfile.mkdtemp(prefix="coral-")
-            socket_path = os.path.join(self._socket_dir, "sdk.sock")
+            socket_path = str(self.runtime_dir / "sdk.sock")
         self.socket_path = socket_path
         self.sampler = SystemSampler(store)
         self.subscriptions = Subscriptions(**({"max_queued_events": max_queued_events} if max_queued_events else {}))
         self.server = SdkServer(socket_path, Handlers(store, self.sampler), self.subscriptions)
-        deno_dir = coral_home() / "deno"
-        sandbox = Sandbox(socket_path, Path(deno_dir), **({"heap_mb": heap_mb} if heap_mb else {}))
-        self.executor = Executor(store, self.server, sandbox, echo=echo)
+        self.sandbox = Sandbox(socket_path, self.runtime_dir, **({"heap_mb": heap_mb} if heap_mb else {}))
+        self.sandbox.prepare_runtime()
+        self.executor = Executor(store, self.server, self.sandbox, echo=echo)
 
     def __enter__(self) -> "AgentRuntime":
         self.sampler.start()
         self.server.start()
+        if self._own_socket:
+            self.sandbox.share_socket()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -41,8 +43,4 @@ class AgentRuntime:
         self.subscriptions.end_all()
         self.server.stop()
         self.sampler.stop()
-        if self._socket_dir:
-            try:
-                os.rmdir(self._socket_dir)
-            except OSError:
-                pass
+        shutil.rmtree(self.runtime_dir, ignore_errors=True)

@@ -1,20 +1,47 @@
-"""The Deno sandbox: the only place a script's command line is built.
+"""The script sandbox: the only place a script's command line is built.
 
-Grants: the agent's socket (read, write, connect) and the CORAL_* variables
-the SDK reads. Nothing else: no files, no network, no subprocesses, no FFI,
-no remote or npm modules. Imports are checked before the script runs."""
+Walls, outermost first:
+- Deno's flags: the agent's socket (read, write, connect) and the CORAL_*
+  variables the SDK reads; no other files, network, subprocesses, FFI,
+  remote or npm modules.
+- The import graph, checked on the agent's private copy of the script
+  (`script_copy`), which is what then runs.
+- The OS (`confine`): a uid of its own with no capabilities, no_new_privs,
+  Landlock (reads only its copy, the SDK and Deno's own files; no TCP), and
+  a cgroup (`cgroups`) bounding memory and processes.
+"""
 
 import json
 import os
+import secrets
+import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from ..errors import CoralError, EnvironmentProblem
+from .confine import ConfineSpec
+from .script_copy import MAX_ROUNDS, ScriptCopy, copy_missing, start_copy
 
 SDK_DIR = Path(__file__).resolve().parent.parent.parent / "sdk" / "typescript"
 SDK_ENV = ("CORAL_SOCKET", "CORAL_TOKEN")
 DEFAULT_HEAP_MB = 256
+# Besides the V8 heap: Deno itself, ArrayBuffers, Workers' heaps.
+DEFAULT_MEMORY_MB = 512
+DEFAULT_MAX_PIDS = 128
+# Scripts get uids of their own from a range no distribution allocates, and
+# share one gid, the group of the agent's socket directory.
+SCRIPT_GID = 0x60000000
+SCRIPT_UID_SPAN = 1 << 24
+# Deno reads these at start-up; all else of the host stays unreadable.
+# /proc/self is opened by the launcher, whose pid Deno keeps across exec:
+# its own /proc/PID (Deno's stack probe reads maps), no other process's.
+_SYSTEM_EXEC = ("/usr/lib", "/lib", "/lib64", "/usr/lib64")
+_SYSTEM_READ = ("/etc/ld.so.cache", "/dev/null", "/dev/urandom", "/proc/meminfo", "/proc/self",
+                "/sys/devices/system/cpu/online")
+COPY_MODE = 0o640
 
 
 def deno_binary() -> str:
@@ -30,55 +57,111 @@ def sdk_dir() -> Path:
     return Path(override) if override else SDK_DIR
 
 
+def new_script_uid() -> int:
+    return SCRIPT_GID + 1 + secrets.randbelow(SCRIPT_UID_SPAN)
+
+
 @dataclass(frozen=True)
 class Sandbox:
     socket_path: str
-    deno_dir: Path
+    runtime_dir: Path  # the agent's: socket, Deno's read-only cache, script copies
     heap_mb: int = DEFAULT_HEAP_MB
+    memory_mb: int = DEFAULT_MEMORY_MB
+    max_pids: int = DEFAULT_MAX_PIDS
 
     @property
     def import_map(self) -> Path:
         return sdk_dir() / "import_map.json"
 
+    @property
+    def deno_dir(self) -> Path:
+        """Deno's cache, empty and read-only to scripts: no persistent
+        storage (Cache API, localStorage) for a script to fill."""
+        return self.runtime_dir / "deno"
+
+    def prepare_runtime(self) -> None:
+        for path in (self.runtime_dir, self.deno_dir):
+            path.mkdir(mode=0o750, exist_ok=True)
+            os.chown(path, 0, SCRIPT_GID)
+            path.chmod(0o750)
+
+    def share_socket(self) -> None:
+        """Scripts connect as their own uid: the socket is the group's."""
+        os.chown(self.socket_path, 0, SCRIPT_GID)
+        os.chmod(self.socket_path, 0o660)
+
     def common_flags(self) -> list[str]:
         return ["--no-remote", "--no-npm", "--no-config", "--no-lock", f"--import-map={self.import_map}"]
 
-    def command(self, script: Path) -> list[str]:
+    def prepare(self, script: Path, name: str) -> tuple[ScriptCopy, bytes]:
+        """Copies the script and what it imports; checks the copy's graph."""
+        copy, code = start_copy(script, self.runtime_dir / name, COPY_MODE, SCRIPT_GID)
+        try:
+            copied: dict[str, int] = {}
+            for _ in range(MAX_ROUNDS):
+                missing = self._check_graph(copy)
+                if not missing:
+                    return copy, code
+                copy_missing(copy, missing, copied, COPY_MODE, SCRIPT_GID)
+            raise CoralError(f"script refused: its imports nest deeper than {MAX_ROUNDS} levels")
+        except BaseException:
+            self.discard(copy)
+            raise
+
+    def discard(self, copy: ScriptCopy) -> None:
+        shutil.rmtree(copy.directory, ignore_errors=True)
+
+    def confined(self, copy: ScriptCopy, uid: int, cgroup_procs: list[str], deno_args: list[str]) -> list[str]:
+        deno = deno_binary()
+        spec = ConfineSpec(uid=uid, gid=SCRIPT_GID, read_exec=[deno, *_SYSTEM_EXEC],
+                           read=[str(copy.directory), str(sdk_dir()), str(self.deno_dir), *_SYSTEM_READ],
+                           cgroup_procs=cgroup_procs)
+        return [sys.executable, "-I", "-m", "coral_probe.agent.confine", spec.to_arg(), "--", deno, *deno_args]
+
+    def command(self, copy: ScriptCopy, uid: int, cgroup_procs: list[str]) -> list[str]:
         sock = self.socket_path
-        return [deno_binary(), "run", "--no-prompt", "--cached-only", *self.common_flags(),
-                f"--allow-read={sock}", f"--allow-write={sock}", f"--allow-net=unix:{sock}",
-                f"--allow-env={','.join(SDK_ENV)}",
-                f"--v8-flags=--max-old-space-size={self.heap_mb}",
-                str(script)]
+        return self.confined(copy, uid, cgroup_procs, [
+            "run", "--no-prompt", "--cached-only", *self.common_flags(),
+            f"--allow-read={sock}", f"--allow-write={sock}", f"--allow-net=unix:{sock}",
+            f"--allow-env={','.join(SDK_ENV)}", f"--v8-flags=--max-old-space-size={self.heap_mb}",
+            copy.entry_url])
 
     def environment(self, token: str) -> dict[str, str]:
         # Only CORAL_* reach the script. DENO_DIR is Deno's own cache location;
         # the script cannot read it (no --allow-env for it).
         return {"CORAL_SOCKET": self.socket_path, "CORAL_TOKEN": token, "DENO_DIR": str(self.deno_dir),
-                "NO_COLOR": "1"}
+                "NO_COLOR": "1", "TZ": "UTC"}
 
-    def check_imports(self, script: Path) -> None:
-        """Refuses, before it runs, a script importing anything but @coral/sdk
+    def _check_graph(self, copy: ScriptCopy) -> list[str]:
+        """Refuses, before it runs, a copy importing anything but @coral/sdk
         and files of its own directory (Deno reads static imports without
-        asking for --allow-read, so the permission flags alone do not stop them)."""
-        result = subprocess.run([deno_binary(), "info", "--json", *self.common_flags(), str(script)],
-                                capture_output=True, text=True, env=self.environment(""), timeout=60)
+        asking for --allow-read, so the permission flags alone do not stop
+        them). Returns the local modules still to copy. The check runs
+        confined too: parsing hostile code is the script's risk, not root's."""
+        command = self.confined(copy, new_script_uid(), [],
+                                ["info", "--json", *self.common_flags(), copy.entry_url])
+        result = subprocess.run(command, capture_output=True, text=True, env=self.environment(""), timeout=60,
+                                cwd=copy.directory)
         if result.returncode != 0:
             raise _refusal(_first_error(result.stderr))
         graph = json.loads(result.stdout)
-        own_dir = script.resolve().parent
         sdk = sdk_dir().resolve()
+        missing = []
         for module in graph.get("modules", []):
             specifier = module.get("specifier", "")
-            if module.get("error"):
-                raise _refusal(module["error"])
+            error = module.get("error")
             if not specifier.startswith("file://"):
-                raise CoralError(f"script refused: it imports {specifier}; scripts may import only "
-                                 "@coral/sdk and files of their own directory")
-            path = Path(specifier[len("file://"):]).resolve()
-            if not (path.is_relative_to(own_dir) or path.is_relative_to(sdk)):
-                raise CoralError(f"script refused: it imports {path}, outside {own_dir}; scripts may import "
-                                 "only @coral/sdk and files of their own directory")
+                raise _refusal(f"it imports a remote or npm module ({specifier})")
+            if error and error.startswith("Module not found"):
+                missing.append(specifier)
+                continue
+            if error:
+                raise _refusal(error)
+            path = Path(unquote(urlparse(specifier).path))
+            if not (path.is_relative_to(copy.directory) or path.is_relative_to(sdk)):
+                raise CoralError(f"script refused: it imports {path}, outside its own directory; scripts may "
+                                 "import only @coral/sdk and files of their own directory")
+        return missing
 
 
 def _refusal(detail: str) -> CoralError:

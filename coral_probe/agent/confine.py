@@ -1,0 +1,53 @@
+"""The launcher a script's Deno starts from: `python -I -m coral_probe.agent.confine
+SPEC -- DENO ARGS...`. In this fresh, single-threaded process it joins the
+script's cgroups, caps its resources, drops to the script's uid with no
+capabilities under Landlock, then becomes Deno. A launcher process rather
+than a `preexec_fn`: the agent is multi-threaded, and forking one safely is
+what `subprocess` cannot promise for arbitrary Python code."""
+
+import json
+import os
+import resource
+import sys
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class ConfineSpec:
+    uid: int
+    gid: int
+    read_exec: list[str]
+    read: list[str]
+    cgroup_procs: list[str] = field(default_factory=list)
+    max_open_files: int = 1024
+
+    def to_arg(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+
+def _apply(spec: ConfineSpec) -> str:
+    from .. import _native
+
+    for procs in spec.cgroup_procs:
+        with open(procs, "w") as f:
+            f.write(str(os.getpid()))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (spec.max_open_files, spec.max_open_files))
+    return _native.confine_self(spec.uid, spec.gid, spec.read_exec, spec.read)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 3 or argv[1] != "--":
+        print("usage: python -I -m coral_probe.agent.confine SPEC -- PROGRAM ARGS...", file=sys.stderr)
+        return 2
+    spec = ConfineSpec(**json.loads(argv[0]))
+    try:
+        _apply(spec)
+    except Exception as e:  # noqa: BLE001 - the agent reads this one line as the reason
+        print(f"coral: cannot confine the script: {e}", file=sys.stderr)
+        return 126
+    os.execv(argv[2], argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
