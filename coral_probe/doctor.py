@@ -109,9 +109,35 @@ def _deno() -> Check:
     return Check("deno", "ok", f"{out.stdout.splitlines()[0] if out.stdout else '?'} ({path})")
 
 
+def _landlock() -> Check:
+    from . import _native
+
+    abi = _native.landlock_abi()
+    if abi >= 4:
+        return Check("landlock", "ok", f"ABI {abi}: scripts read only their own files, no TCP")
+    if abi >= 1:
+        return Check("landlock", "warn", f"ABI {abi}: file rules only, scripts' TCP is not refused by the kernel",
+                     "a kernel >= 6.7 for network rules")
+    return Check("landlock", "warn", "off: scripts are confined by Deno, their uid and their cgroup only",
+                 "a kernel with CONFIG_SECURITY_LANDLOCK and landlock in lsm=")
+
+
+def _script_cgroups() -> Check:
+    from .agent.cgroups import mode
+
+    how = mode()
+    if how == "v2":
+        return Check("script cgroups", "ok", "cgroup v2: memory.max, pids.max per script")
+    if how == "v1":
+        return Check("script cgroups", "ok", "cgroup v1 memory and pids hierarchies (v2 lacks those controllers)")
+    return Check("script cgroups", "fail", "no memory and pids controllers: scripts cannot run bounded",
+                 "mount cgroup2 at /sys/fs/cgroup with the memory and pids controllers")
+
+
 def run_checks() -> list[Check]:
     checks = [Check("kernel", "info", f"{platform.release()} {platform.machine()}"),
-              _privileges(), _btf(), _uprobes(), _kprobes(), *_tracefs_and_tracepoints(), _bcc(), _headers(), _deno()]
+              _privileges(), _btf(), _uprobes(), _kprobes(), *_tracefs_and_tracepoints(), _bcc(), _headers(), _deno(),
+              _landlock(), _script_cgroups()]
     return checks
 
 
