@@ -6,8 +6,10 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 from .attach import effective_capabilities, kernel_has_kprobes
+from .errors import CoralError
 from .tracefs import TRACEFS
 
 
@@ -134,10 +136,27 @@ def _script_cgroups() -> Check:
                  "mount cgroup2 at /sys/fs/cgroup with the memory and pids controllers")
 
 
+def _script_files() -> Check:
+    """Scripts run as a uid of their own: Deno and the SDK must be readable
+    by others, on a path every directory of which they may pass."""
+    from .agent.sandbox import deno_binary, sdk_dir
+
+    try:
+        paths = [deno_binary(), str(sdk_dir() / "mod.ts")]
+    except CoralError as e:
+        return Check("script files", "fail", str(e))
+    for path in paths:
+        for part in [path, *map(str, Path(path).parents)]:
+            if not os.stat(part).st_mode & 0o005:
+                return Check("script files", "fail", f"{part} is not readable by scripts' uids",
+                             f"chmod o+rx {part}, or install coral outside a private home")
+    return Check("script files", "ok", "Deno and the SDK are readable by scripts' uids")
+
+
 def run_checks() -> list[Check]:
     checks = [Check("kernel", "info", f"{platform.release()} {platform.machine()}"),
               _privileges(), _btf(), _uprobes(), _kprobes(), *_tracefs_and_tracepoints(), _bcc(), _headers(), _deno(),
-              _landlock(), _script_cgroups()]
+              _landlock(), _script_cgroups(), _script_files()]
     return checks
 
 

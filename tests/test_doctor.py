@@ -7,7 +7,7 @@ import pytest
 def test_doctor_reports_every_capability(coral):
     result = coral.run("doctor")
     names = ["kernel", "privileges", "BTF", "uprobes", "kprobes", "tracefs", "tracepoints", "bcc",
-             "kernel headers", "deno", "landlock", "script cgroups"]
+             "kernel headers", "deno", "landlock", "script cgroups", "script files"]
     lines = result.stdout.splitlines()
     for name in names:
         assert any(line.split(None, 1)[1].startswith(name) for line in lines if line.strip()), (name, result.stdout)
