@@ -7,8 +7,8 @@ from typing import final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["COUNTER_NAMES", "EVENT_SIZE", "Batch", "NativeError", "RingConsumer", "demangle", "drain_ring",
-           "page_out_libraries", "ret_offsets"]
+__all__ = ["COUNTER_NAMES", "EVENT_SIZE", "Batch", "NativeError", "RingConsumer", "confine_self", "demangle",
+           "drain_ring", "landlock_abi", "page_out_libraries", "ret_offsets"]
 
 EVENT_SIZE: int
 COUNTER_NAMES: list[str]
@@ -71,10 +71,12 @@ def ret_offsets(code: bytes, address: int) -> list[int]:
 def page_out_libraries(needles: Sequence[str]) -> int:
     """Reclaims resident pages of mapped libraries matching `needles`; bytes advised."""
 
-def confine_self(uid: int, gid: int, read_exec: Sequence[str], read: Sequence[str]) -> str:
+def confine_self(uid: int, gid: int, read_exec: Sequence[str], read: Sequence[str],
+                 read_write: Sequence[str]) -> str:
     """Drops this process to `uid`/`gid` with no capabilities, sets no_new_privs
     and enforces Landlock: reads only under `read_exec` (and may execute
-    there) and `read`, no TCP. Returns "full", "partial" or "none"."""
+    there), `read` and `read_write`, writes only under `read_write`, no TCP.
+    Returns "full", "partial" or "none"."""
 
 def landlock_abi() -> int:
     """The kernel's Landlock ABI version (0 when Landlock is off)."""

@@ -110,16 +110,20 @@ class ScriptCgroup:
             time.sleep(0.02)
 
     def remove(self) -> None:
+        """Kills what is left and removes the group, nested groups first (a
+        test's group holds the agent's, which holds its scripts')."""
         self.kill()
         for group in self.dirs:
-            for _ in range(50):  # rmdir is refused until the last task is reaped
-                try:
-                    group.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.02)
+            nested = sorted((p for p in group.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True)
+            for path in [*nested, group]:
+                for _ in range(50):  # rmdir is refused until the last task is reaped
+                    try:
+                        path.rmdir()
+                        break
+                    except FileNotFoundError:
+                        break
+                    except OSError:
+                        time.sleep(0.02)
 
 
 def _keyed(path: Path) -> dict[str, int]:

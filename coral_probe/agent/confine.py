@@ -18,6 +18,7 @@ class ConfineSpec:
     gid: int
     read_exec: list[str]
     read: list[str]
+    read_write: list[str] = field(default_factory=list)
     cgroup_procs: list[str] = field(default_factory=list)
     max_open_files: int = 1024
 
@@ -33,7 +34,7 @@ def _apply(spec: ConfineSpec) -> str:
             f.write(str(os.getpid()))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_NOFILE, (spec.max_open_files, spec.max_open_files))
-    return _native.confine_self(spec.uid, spec.gid, spec.read_exec, spec.read)
+    return _native.confine_self(spec.uid, spec.gid, spec.read_exec, spec.read, spec.read_write)
 
 
 def main(argv: list[str]) -> int:

@@ -42,6 +42,9 @@ _SYSTEM_EXEC = ("/usr/lib", "/lib", "/lib64", "/usr/lib64")
 _SYSTEM_READ = ("/etc/ld.so.cache", "/dev/null", "/dev/urandom", "/proc/meminfo", "/proc/self",
                 "/sys/devices/system/cpu/online")
 COPY_MODE = 0o640
+# A run's Deno cache lives here when it is a tmpfs: what a script writes
+# there is memory its cgroup pays for, and it goes when the run ends.
+SCRATCH_ROOT = Path("/dev/shm")
 
 
 def deno_binary() -> str:
@@ -75,9 +78,15 @@ class Sandbox:
 
     @property
     def deno_dir(self) -> Path:
-        """Deno's cache, empty and read-only to scripts: no persistent
-        storage (Cache API, localStorage) for a script to fill."""
+        """Deno's cache for the import check: empty and read-only."""
         return self.runtime_dir / "deno"
+
+    def scratch_dir(self, copy: ScriptCopy) -> Path | None:
+        """A run's own Deno cache (emit cache, Cache API, localStorage): no
+        storage outlives the run, and none is free. Without a tmpfs the run
+        gets the read-only cache instead: slower to start (Deno retries its
+        cache writes), never unbounded."""
+        return SCRATCH_ROOT / f"{self.runtime_dir.name}-{copy.directory.name}" if _is_tmpfs(SCRATCH_ROOT) else None
 
     def prepare_runtime(self) -> None:
         for path in (self.runtime_dir, self.deno_dir):
@@ -110,26 +119,36 @@ class Sandbox:
 
     def discard(self, copy: ScriptCopy) -> None:
         shutil.rmtree(copy.directory, ignore_errors=True)
+        scratch = self.scratch_dir(copy)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
-    def confined(self, copy: ScriptCopy, uid: int, cgroup_procs: list[str], deno_args: list[str]) -> list[str]:
+    def confined(self, copy: ScriptCopy, uid: int, cgroup_procs: list[str], deno_args: list[str],
+                 scratch: Path | None = None) -> list[str]:
         deno = deno_binary()
         spec = ConfineSpec(uid=uid, gid=SCRIPT_GID, read_exec=[deno, *_SYSTEM_EXEC],
                            read=[str(copy.directory), str(sdk_dir()), str(self.deno_dir), *_SYSTEM_READ],
-                           cgroup_procs=cgroup_procs)
+                           read_write=[str(scratch)] if scratch else [], cgroup_procs=cgroup_procs)
         return [sys.executable, "-I", "-m", "coral_probe.agent.confine", spec.to_arg(), "--", deno, *deno_args]
 
     def command(self, copy: ScriptCopy, uid: int, cgroup_procs: list[str]) -> list[str]:
+        """The run's command line; makes its scratch cache, owned by `uid`."""
+        scratch = self.scratch_dir(copy)
+        if scratch is not None:
+            scratch.mkdir(mode=0o700)
+            os.chown(scratch, uid, SCRIPT_GID)
         sock = self.socket_path
         return self.confined(copy, uid, cgroup_procs, [
             "run", "--no-prompt", "--cached-only", *self.common_flags(),
             f"--allow-read={sock}", f"--allow-write={sock}", f"--allow-net=unix:{sock}",
             f"--allow-env={','.join(SDK_ENV)}", f"--v8-flags=--max-old-space-size={self.heap_mb}",
-            copy.entry_url])
+            copy.entry_url], scratch)
 
-    def environment(self, token: str) -> dict[str, str]:
+    def environment(self, token: str, copy: ScriptCopy | None = None) -> dict[str, str]:
         # Only CORAL_* reach the script. DENO_DIR is Deno's own cache location;
         # the script cannot read it (no --allow-env for it).
-        return {"CORAL_SOCKET": self.socket_path, "CORAL_TOKEN": token, "DENO_DIR": str(self.deno_dir),
+        scratch = self.scratch_dir(copy) if copy is not None else None
+        return {"CORAL_SOCKET": self.socket_path, "CORAL_TOKEN": token, "DENO_DIR": str(scratch or self.deno_dir),
                 "NO_COLOR": "1", "TZ": "UTC"}
 
     def _check_graph(self, copy: ScriptCopy) -> list[str]:
@@ -162,6 +181,14 @@ class Sandbox:
                 raise CoralError(f"script refused: it imports {path}, outside its own directory; scripts may "
                                  "import only @coral/sdk and files of their own directory")
         return missing
+
+
+def _is_tmpfs(path: Path) -> bool:
+    try:
+        with open("/proc/self/mounts") as mounts:
+            return any(f.split()[1:3] == [str(path), "tmpfs"] for f in mounts)
+    except OSError:
+        return False
 
 
 def _refusal(detail: str) -> CoralError:

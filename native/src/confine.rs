@@ -20,8 +20,10 @@ pub struct Confinement {
     pub gid: u32,
     /// Files and trees Deno may read and map executable (its binary, libraries).
     pub read_exec: Vec<String>,
-    /// Files and trees it may only read (the script's copy, the SDK, its cache).
+    /// Files and trees it may only read (the script's copy, the SDK).
     pub read: Vec<String>,
+    /// Trees it may read and write (its scratch cache, on a tmpfs its cgroup pays for).
+    pub read_write: Vec<String>,
 }
 
 /// What the kernel enforced: "full", "partial" or "none" (no Landlock).
@@ -52,6 +54,7 @@ pub fn confine(c: &Confinement) -> Result<&'static str> {
         .and_then(|r| r.create())
         .and_then(|r| r.add_rules(path_beneath_rules(&c.read_exec, AccessFs::from_read(abi))))
         .and_then(|r| r.add_rules(path_beneath_rules(&c.read, AccessFs::from_read(abi) & !AccessFs::Execute)))
+        .and_then(|r| r.add_rules(path_beneath_rules(&c.read_write, AccessFs::from_all(abi) & !AccessFs::Execute)))
         // Sets no_new_privs too: nothing exec'd later can gain privileges.
         .and_then(|r| r.restrict_self())
         .map_err(|e| Error::Invalid(format!("landlock: {e}")))?;

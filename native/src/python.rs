@@ -187,10 +187,12 @@ pub fn page_out_libraries(py: Python<'_>, needles: Vec<String>) -> usize {
 
 /// Drops this process to `uid`/`gid` with no capabilities, sets no_new_privs
 /// and enforces Landlock: reads only under `read_exec` (and may execute
-/// there) and `read`, no TCP. Returns "full", "partial" or "none".
+/// there), `read` and `read_write`, writes only under `read_write`, no TCP.
+/// Returns "full", "partial" or "none".
 #[pyfunction]
-pub fn confine_self(uid: u32, gid: u32, read_exec: Vec<String>, read: Vec<String>) -> PyResult<&'static str> {
-    Ok(crate::confine::confine(&crate::confine::Confinement { uid, gid, read_exec, read })?)
+pub fn confine_self(uid: u32, gid: u32, read_exec: Vec<String>, read: Vec<String>, read_write: Vec<String>)
+    -> PyResult<&'static str> {
+    Ok(crate::confine::confine(&crate::confine::Confinement { uid, gid, read_exec, read, read_write })?)
 }
 
 /// The kernel's Landlock ABI version (0 when Landlock is off).
