@@ -22,3 +22,15 @@ class EnvironmentProblem(CoralError):
 
 class NotFound(CoralError):
     """A named thing (function, binary, process, tracepoint) does not exist."""
+
+
+class PermissionDenied(CoralError):
+    """A rule refused (probe policy, query scope); the message names the rule."""
+
+
+class ResourceExhausted(CoralError):
+    """A bound was reached (a reply's size, ...); the message names the bound."""
+
+
+class StoreFailed(CoralError):
+    """The agent's database refused a write; the run that needs it ends."""

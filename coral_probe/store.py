@@ -1,8 +1,11 @@
 """The agent's DuckDB: schema and batched writes. Only the agent writes;
 everyone else reads through `open_readonly`."""
 
+import contextlib
 import json
+import logging
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -10,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from .errors import CoralError
+from .errors import CoralError, StoreFailed
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS probe_sessions (
@@ -66,7 +69,11 @@ CREATE TABLE IF NOT EXISTS script_executions (
     completed_at TIMESTAMPTZ,
     exit_code    INTEGER,
     params       JSON,
-    end_reason   VARCHAR             -- why it ended, when a limit or a stop ended it
+    end_reason   VARCHAR,            -- why it ended, when a limit or a stop ended it
+    log_lines_truncated BIGINT DEFAULT 0,  -- cut at the line length cap
+    log_lines_dropped   BIGINT DEFAULT 0,  -- past the line rate or the bytes per execution
+    log_bytes_dropped   BIGINT DEFAULT 0,  -- of dropped lines and cut tails
+    emits_refused       BIGINT DEFAULT 0   -- too large or too fast
 );
 CREATE TABLE IF NOT EXISTS script_logs (
     execution_id VARCHAR NOT NULL,
@@ -82,6 +89,18 @@ CREATE TABLE IF NOT EXISTS system_metrics_local (
     attributes   JSON
 );
 """
+
+
+# What a script sent past its limits (agent/log_pump.py, agent/handlers.py).
+LIMIT_COLUMNS = ("log_lines_truncated", "log_lines_dropped", "log_bytes_dropped", "emits_refused")
+# Closing waits this long for queries in flight (interrupted) to give their cursors back.
+CLOSE_WAIT_S = 30.0
+
+log = logging.getLogger(__name__)
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
 def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
@@ -118,20 +137,57 @@ class Store:
         self.con.execute(SCHEMA)
         # Databases made before a column existed get it (CREATE ... IF NOT EXISTS keeps old tables).
         self.con.execute("ALTER TABLE script_executions ADD COLUMN IF NOT EXISTS end_reason VARCHAR")
+        for column in LIMIT_COLUMNS:
+            self.con.execute(f"ALTER TABLE script_executions ADD COLUMN IF NOT EXISTS {column} BIGINT DEFAULT 0")
         # Scripts query this database: no file, network or extension access
         # through SQL (read_csv('/etc/passwd')), and no SET to undo it.
         self.con.execute("SET enable_external_access = false; SET lock_configuration = true")
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
+        # Lent out, for close() to wait for; True for the store's own writes,
+        # which are short and never interrupted (an interrupted write is lost).
+        self._cursors: dict[duckdb.DuckDBPyConnection, bool] = {}
+        self._closed = False
+        self.failure: str | None = None  # the first failed write, after which nothing is written
 
-    def cursor(self) -> duckdb.DuckDBPyConnection:
-        """A connection of its own for another thread (DuckDB cursors are not shared)."""
+    def cursor(self):
+        """A connection of its own for another thread (DuckDB cursors are not
+        shared), given back at the end of the `with`: close() interrupts and
+        waits for those still out, never closes the database under them."""
+        return self._lend(write=False)
+
+    @contextlib.contextmanager
+    def _lend(self, write: bool):
         with self._lock:
-            return self.con.cursor()
+            if self._closed:
+                raise StoreFailed("the agent's database is closed (the agent is stopping)")
+            cur = self.con.cursor()
+            self._cursors[cur] = write
+        try:
+            yield cur
+        finally:
+            with self._lock:
+                cur.close()
+                del self._cursors[cur]
+                self._lock.notify_all()
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """A cursor for a write. The first failed write (disk full, an
+        invalidated database) fails every later one at once, with its reason:
+        the executor stops the runs and says why in one line."""
+        if self.failure is not None:
+            raise StoreFailed(self.failure)
+        try:
+            with self._lend(write=True) as cur:
+                yield cur
+        except duckdb.Error as e:
+            self.failure = self.failure or f"the agent's database failed: {_first_line(e)}"
+            raise StoreFailed(self.failure) from None
 
     def emit(self, name: str, data_json: str, severity: str, script_id: str | None,
              execution_id: str | None) -> str:
         event_id = uuid.uuid4().hex
-        with self.cursor() as cur:
+        with self._writing() as cur:
             cur.execute("INSERT INTO emitted_events VALUES (?, ?, ?, ?::JSON, ?, ?, ?)",
                         [event_id, datetime.now(timezone.utc), name, data_json, severity, script_id,
                          execution_id])
@@ -139,7 +195,7 @@ class Store:
 
     def record_system_metrics(self, samples: list[tuple[str, float, str]]) -> None:
         now = datetime.now(timezone.utc)
-        with self.cursor() as cur:
+        with self._writing() as cur:
             cur.executemany("INSERT INTO system_metrics_local VALUES (?, ?, ?, ?, NULL)",
                             [[now, name, value, unit] for name, value, unit in samples])
 
@@ -147,7 +203,7 @@ class Store:
         from .store_opener import script_id_of
 
         script_id = script_id_of(code)
-        with self.cursor() as cur:
+        with self._writing() as cur:
             version = cur.execute("SELECT count(*) + 1 FROM scripts WHERE name = ?", [name]).fetchone()[0]
             if not cur.execute("SELECT 1 FROM scripts WHERE id = ?", [script_id]).fetchone():
                 cur.execute("INSERT INTO scripts VALUES (?, ?, ?, ?, ?, ?)",
@@ -155,27 +211,53 @@ class Store:
         return script_id
 
     def begin_execution(self, execution_id: str, script_id: str, params: dict) -> None:
-        with self.cursor() as cur:
+        with self._writing() as cur:
             cur.execute("INSERT INTO script_executions (execution_id, script_id, status, started_at, params)"
                         " VALUES (?, ?, 'running', ?, ?)",
                         [execution_id, script_id, datetime.now(timezone.utc), json.dumps(params)])
 
     def end_execution(self, execution_id: str, status: str, exit_code: int | None, *,
-                      reason: str | None = None) -> None:
-        with self.cursor() as cur:
+                      reason: str | None = None, limits: dict[str, int] | None = None) -> None:
+        """`limits`: counts for LIMIT_COLUMNS (what the script sent past its limits)."""
+        limits = limits or {}
+        unknown = set(limits) - set(LIMIT_COLUMNS)
+        if unknown:
+            raise ValueError(f"not a limit column: {', '.join(sorted(unknown))}")
+        assignments = "".join(f", {column} = ?" for column in limits)
+        with self._writing() as cur:
             cur.execute("UPDATE script_executions SET status = ?, completed_at = ?, exit_code = ?, end_reason = ?"
-                        " WHERE execution_id = ?",
-                        [status, datetime.now(timezone.utc), exit_code, reason, execution_id])
+                        f"{assignments} WHERE execution_id = ?",
+                        [status, datetime.now(timezone.utc), exit_code, reason, *limits.values(), execution_id])
 
     def append_logs(self, execution_id: str, lines: list[tuple[datetime, str, str]]) -> None:
         if not lines:
             return
-        with self.cursor() as cur:
+        with self._writing() as cur:
             cur.executemany("INSERT INTO script_logs VALUES (?, ?, ?, ?)",
                             [[execution_id, ts, stream, line] for ts, stream, line in lines])
 
+    def interrupt(self) -> None:
+        """Interrupts the queries running on lent cursors (they raise)."""
+        with self._lock:
+            for cur, write in self._cursors.items():
+                if not write:
+                    cur.interrupt()
+
     def close(self) -> None:
-        self.con.close()
+        """Interrupts the queries still running on lent cursors and closes the
+        database once they are given back: closing it under a running query
+        aborts the process (a double free in DuckDB)."""
+        deadline = time.monotonic() + CLOSE_WAIT_S
+        with self._lock:
+            self._closed = True
+            # Again and again: a query started between two interrupts runs otherwise.
+            while self._cursors and time.monotonic() < deadline:
+                self.interrupt()
+                self._lock.wait(0.05)
+            if self._cursors:
+                log.warning("coral: %d database queries did not stop; the database is left open", len(self._cursors))
+                return
+            self.con.close()
 
     def begin_probe_session(self, info: ProbeSessionInfo) -> "ProbeEventWriter":
         session_id = uuid.uuid4().hex[:12]

@@ -54,6 +54,10 @@ class DeferredStore:
     def __getattr__(self, name: str):
         return getattr(self.get(), name)
 
+    def interrupt(self) -> None:
+        if self._store is not None:  # before it is open, nothing runs on it
+            self._store.interrupt()
+
     def close(self) -> None:
         if not self._started:
             return

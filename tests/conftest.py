@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -86,23 +87,53 @@ def jsonl(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+
+class MemoryCap:
+    """A transient memory cgroup (v1 or v2), standing on its own: it contains
+    a regression of the agent's code too."""
+
+    def __init__(self, limit_bytes: int):
+        name = f"coral-test-limits-{os.getpid()}-{time.monotonic_ns()}"
+        if Path("/sys/fs/cgroup/cgroup.controllers").exists():
+            self.path, limit_file, self.peak_file = Path("/sys/fs/cgroup") / name, "memory.max", "memory.peak"
+        elif Path("/sys/fs/cgroup/memory").is_dir():
+            self.path, limit_file = Path("/sys/fs/cgroup/memory") / name, "memory.limit_in_bytes"
+            self.peak_file = "memory.max_usage_in_bytes"
+        else:
+            pytest.skip("no memory cgroup to contain this test")
+        self.path.mkdir()
+        (self.path / limit_file).write_text(str(limit_bytes))
+
+    def wrap(self, cmd: list[str]) -> list[str]:
+        """`cmd` started inside the cgroup (the shell joins it, then execs)."""
+        return ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(self.path), *cmd]
+
+    def peak_bytes(self) -> int:
+        return int((self.path / self.peak_file).read_text())
+
+    def remove(self) -> None:
+        """With the groups the agent made inside it for its scripts, deepest first."""
+        for group in sorted((p for p in self.path.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)) + [self.path]:
+            for pid in (group / "cgroup.procs").read_text().split():
+                os.kill(int(pid), 9)  # left by this test's own commands
+            deadline = time.monotonic() + 10
+            while group.exists():
+                try:
+                    group.rmdir()
+                except OSError:
+                    assert time.monotonic() < deadline, f"cannot remove {group}"
+                    time.sleep(0.05)
+
+
 @pytest.fixture
-def memory_capped():
-    """Wraps a command so it runs in a transient cgroup with a memory cap:
-    a memory attack that a regression lets through meets this cap, not the
-    machine's memory."""
-    import uuid
+def memory_cap():
+    """`memory_cap(limit_bytes)` -> MemoryCap, removed after the test."""
+    made: list[MemoryCap] = []
 
-    from coral_probe.agent.cgroups import ScriptCgroup
+    def make(limit_bytes: int) -> MemoryCap:
+        made.append(MemoryCap(limit_bytes))
+        return made[-1]
 
-    groups = []
-
-    def wrap(command: list[str], memory_mb: int = 1536) -> list[str]:
-        group = ScriptCgroup.create(f"test-{uuid.uuid4().hex[:8]}", memory_bytes=memory_mb << 20, max_pids=4096)
-        groups.append(group)
-        join = " ".join(f'echo $$ > "{f}";' for f in group.procs_files)
-        return ["sh", "-c", f'{join} exec "$@"', "sh", *command]
-
-    yield wrap
-    for group in groups:
-        group.remove()
+    yield make
+    for cap in made:
+        cap.remove()

@@ -9,13 +9,13 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import CoralError
 from ..store_opener import script_id_of
-from .handlers import ExecutionContext
+from .handlers import EmitLimits, ExecutionContext
+from .log_pump import LogBudget, pump
 from .cgroups import ScriptCgroup
 from .sandbox import Sandbox, new_script_uid
 from .script_copy import ScriptCopy
@@ -24,6 +24,7 @@ from .subscriptions import AgentTarget
 AD_HOC_TIMEOUT_S = 60.0
 DAEMON_TIMEOUT_S = 24 * 3600.0
 MAX_CONCURRENT = 5
+STORE_WATCH_S = 0.2
 
 
 @dataclass
@@ -39,6 +40,8 @@ class ScriptRun:
     exit_code: int | None = None
     reason: str | None = None  # why it ended, when not by itself
     done: threading.Event = field(default_factory=threading.Event)
+    logs: LogBudget = field(default_factory=LogBudget)
+    emits: EmitLimits | None = None  # its ExecutionContext's
     _log_threads: list[threading.Thread] = field(default_factory=list)
     _recorder: threading.Thread | None = None
 
@@ -93,12 +96,14 @@ class Executor:
             self._check_capacity()
             token = secrets.token_hex(16)
             script_id = script_id_of(code)
-            self.server.register(token, ExecutionContext(execution_id, script_id, target, dict(params or {})))
+            ctx = ExecutionContext(execution_id, script_id, target, dict(params or {}))
+            self.server.register(token, ctx)
             command = self.sandbox.command(copy, new_script_uid(), cgroup.procs_files)
-            process = subprocess.Popen(command, env=self.sandbox.environment(token), stdin=subprocess.DEVNULL,
+            process = subprocess.Popen(command, env=self.sandbox.environment(token, copy), stdin=subprocess.DEVNULL,
                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(copy.directory),
                                        start_new_session=True)
             run = ScriptRun(execution_id, script, process, token, time.monotonic() + timeout_s, copy, cgroup)
+            run.emits = ctx.emits
             self._running[execution_id] = run
         # Recorded while Deno starts (the store may still be opening); the
         # supervisor waits for it before recording the end.
@@ -107,15 +112,30 @@ class Executor:
         recorder.start()
         run._recorder = recorder
         for stream in ("stdout", "stderr"):
-            t = threading.Thread(target=self._pump, args=(run, stream), name=f"coral-log-{stream}", daemon=True)
+            t = threading.Thread(target=pump, args=(getattr(process, stream), stream, execution_id, self.store,
+                                                    run.logs, self.echo), name=f"coral-log-{stream}", daemon=True)
             t.start()
             run._log_threads.append(t)
         threading.Thread(target=self._supervise, args=(run,), name="coral-script", daemon=True).start()
         return run
 
     def _record_start(self, run: ScriptRun, name: str, code: str, script_id: str, params) -> None:
-        self.store.register_script(name, code)
-        self.store.begin_execution(run.execution_id, script_id, dict(params or {}))
+        """Records the start, then watches the store while the script runs: a
+        run whose store failed is stopped and says why, never left hanging."""
+        try:
+            self.store.register_script(name, code)
+            self.store.begin_execution(run.execution_id, script_id, dict(params or {}))
+            while run.process.poll() is None and self.store.failure is None:
+                time.sleep(STORE_WATCH_S)
+            if self.store.failure is None:
+                return
+            reason = self.store.failure
+        except CoralError as e:  # the store did not open, or a write failed
+            reason = str(e)
+        if run.process.poll() is None:
+            self.kill(run, "failed")
+            run.reason = reason
+            print(f"coral: script stopped: {reason}", file=sys.stderr, flush=True)
 
     def kill(self, run: ScriptRun, status: str = "killed") -> None:
         if run.process.poll() is None:
@@ -152,26 +172,21 @@ class Executor:
             run.status = "completed" if code == 0 else "failed"
         run.exit_code = code
         self.server.unregister(run.token)
+        if run.copy is not None:  # first: its scratch pages are charged to the cgroup
+            self.sandbox.discard(run.copy)
         if run.cgroup is not None:
             run.cgroup.remove()
-        if run.copy is not None:
-            self.sandbox.discard(run.copy)
-        self.store.end_execution(run.execution_id, run.status, code, reason=run.reason)
-        with self._lock:
-            self._running.pop(run.execution_id, None)
-        run.done.set()
-
-    def _pump(self, run: ScriptRun, stream: str) -> None:
-        source = getattr(run.process, stream)
-        sink = sys.stdout if stream == "stdout" else sys.stderr
-        pending: list[tuple[datetime, str, str]] = []
-        last_flush = time.monotonic()
-        for raw in iter(source.readline, b""):
-            line = raw.decode(errors="replace").rstrip("\n")
-            if self.echo:
-                print(line, file=sink, flush=True)
-            pending.append((datetime.now(timezone.utc), stream, line))
-            if len(pending) >= 200 or time.monotonic() - last_flush > 0.5:
-                self.store.append_logs(run.execution_id, pending)
-                pending, last_flush = [], time.monotonic()
-        self.store.append_logs(run.execution_id, pending)
+        limits = {**asdict(run.logs.counts), "emits_refused": run.emits.refused if run.emits else 0}
+        if self.echo and any(limits.values()):
+            print("coral: the script went past its limits: " + ", ".join(
+                f"{n} {column.replace('_', ' ')}" for column, n in limits.items() if n)
+                + " (counted in script_executions)", file=sys.stderr, flush=True)
+        try:
+            self.store.end_execution(run.execution_id, run.status, code, reason=run.reason, limits=limits)
+        except CoralError as e:
+            if run.reason is None:  # else said when the run was stopped
+                print(f"coral: the script's end was not recorded: {e}", file=sys.stderr, flush=True)
+        finally:
+            with self._lock:
+                self._running.pop(run.execution_id, None)
+            run.done.set()

@@ -5,11 +5,22 @@ in a private module (google.protobuf.internal), not a public API."""
 
 import socket
 
+# What the agent may send back (a query reply is capped below this); the
+# agent reads scripts' frames with the smaller limits of server.py.
 MAX_FRAME = 16 << 20
+RECV_BYTES = 65536
 
 
 class FrameError(Exception):
     """The peer sent bytes that are not a frame."""
+
+
+class FrameTooLarge(FrameError):
+    """A frame declared a length past the reader's limit (refused before its bytes are buffered)."""
+
+    def __init__(self, length: int, limit: int, header_bytes: int):
+        super().__init__(f"frame of {length} bytes exceeds the {limit} byte limit")
+        self.length, self.header_bytes = length, header_bytes
 
 
 def encode_varint(value: int) -> bytes:
@@ -29,42 +40,73 @@ def frame(message) -> bytes:
     return encode_varint(len(body)) + body
 
 
+class FrameBuffer:
+    """Received bytes cut into frames. A frame's length is checked against
+    `limit` as soon as its varint is complete, so the buffer never holds more
+    than one frame under the limit plus one receive."""
+
+    def __init__(self, limit: int, data: bytes = b""):
+        self.limit = limit
+        self.buf = bytearray(data)
+
+    def feed(self, data: bytes) -> None:
+        self.buf += data
+
+    def next(self) -> bytes | None:
+        """The next whole frame, or None until more bytes arrive."""
+        length, shift, pos = 0, 0, 0
+        while True:
+            if pos == len(self.buf):
+                return None
+            byte = self.buf[pos]
+            length |= (byte & 0x7F) << shift
+            pos += 1
+            if not byte & 0x80:
+                break
+            shift += 7
+            if shift > 35:
+                raise FrameError("frame length is not a valid varint")
+        if length > self.limit:
+            raise FrameTooLarge(length, self.limit, pos)
+        if len(self.buf) - pos < length:
+            return None
+        body = bytes(self.buf[pos:pos + length])
+        del self.buf[:pos + length]
+        return body
+
+
 class FrameReader:
-    """Reads whole frames from a socket; None at a clean end of stream."""
+    """Reads whole frames from a blocking socket; None at a clean end of stream."""
 
-    def __init__(self, sock: socket.socket):
+    def __init__(self, sock: socket.socket, limit: int = MAX_FRAME, received: bytes = b""):
         self.sock = sock
-        self.buf = bytearray()
-
-    def _fill(self) -> bool:
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            return False
-        self.buf += chunk
-        return True
+        self.frames = FrameBuffer(limit, received)
 
     def read(self) -> bytes | None:
         while True:
-            length, shift, pos = 0, 0, 0
-            complete = False
-            while pos < len(self.buf):
-                byte = self.buf[pos]
-                length |= (byte & 0x7F) << shift
-                pos += 1
-                if not byte & 0x80:
-                    complete = True
-                    break
-                shift += 7
-                if shift > 35:
-                    raise FrameError("frame length is not a valid varint")
-            if complete:
-                if length > MAX_FRAME:
-                    raise FrameError(f"frame of {length} bytes exceeds the {MAX_FRAME} byte limit")
-                if len(self.buf) - pos >= length:
-                    body = bytes(self.buf[pos:pos + length])
-                    del self.buf[:pos + length]
-                    return body
-            if not self._fill():
-                if self.buf:
+            body = self.frames.next()
+            if body is not None:
+                return body
+            chunk = self.sock.recv(RECV_BYTES)
+            if not chunk:
+                if self.frames.buf:
                     raise FrameError("connection closed in the middle of a frame")
                 return None
+            self.frames.feed(chunk)
+
+    def skip(self, refused: FrameTooLarge, keep: int = 32) -> bytes:
+        """Reads past a refused frame, holding only its first `keep` bytes (to
+        name the request in the refusal): the connection goes on after it."""
+        del self.frames.buf[:refused.header_bytes]
+        left, head = refused.length, bytearray()
+        while True:
+            taken = bytes(self.frames.buf[:left])
+            del self.frames.buf[:left]
+            head += taken[:keep - len(head)]
+            left -= len(taken)
+            if not left:
+                return bytes(head)
+            chunk = self.sock.recv(RECV_BYTES)
+            if not chunk:
+                raise FrameError("connection closed in the middle of a frame")
+            self.frames.feed(chunk)

@@ -1,14 +1,14 @@
 """Answers to SDK requests, from real data: DuckDB, /proc, ELF symbols."""
 
 import json
+import threading
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Decimal
-from uuid import UUID
 
 from .. import __version__
-from ..errors import CoralError
+from ..errors import CoralError, ResourceExhausted
 from ..gen.coral.sdk.v1 import sdk_pb2 as pb
+from .policy import ProbePolicy
+from .rate import TokenBucket
 from .subscriptions import AgentTarget
 
 # Heavier modules (DuckDB analytics, pyelftools) are imported where used so a
@@ -16,6 +16,37 @@ from .subscriptions import AgentTarget
 
 SEVERITIES = ("debug", "info", "warning", "error", "critical")
 DEFAULT_QUERY_TIMEOUT_S = 10.0
+# An emit is a finding, not a data channel: one that is large or comes in a
+# flood costs the agent's DuckDB (96 MB of memory) and disk. A single large
+# value is what once made a checkpoint fail and invalidate the database.
+MAX_EMIT_BYTES = 64 << 10  # of JSON data
+MAX_EMIT_NAME = 256
+EMITS_PER_S, EMIT_BURST = 100, 1000
+EMIT_BYTES_PER_S, EMIT_BYTES_BURST = 1 << 20, 8 << 20
+
+
+class EmitLimits:
+    """One execution's emits: their size, their rate in count and bytes; refusals are counted."""
+
+    def __init__(self):
+        self._count = TokenBucket(EMITS_PER_S, EMIT_BURST)
+        self._bytes = TokenBucket(EMIT_BYTES_PER_S, EMIT_BYTES_BURST)
+        self._lock = threading.Lock()
+        self.refused = 0
+
+    def admit(self, size: int) -> None:
+        if size > MAX_EMIT_BYTES:
+            problem = f"emit refused: {size} bytes, the limit is {MAX_EMIT_BYTES} bytes of JSON data"
+        elif not (self._count.take() and self._bytes.take(size)):
+            problem = (f"emit refused: over the rate limit of {EMITS_PER_S} emits and "
+                       f"{EMIT_BYTES_PER_S >> 20} MiB a second (bursts of {EMIT_BURST} and "
+                       f"{EMIT_BYTES_BURST >> 20} MiB)")
+        else:
+            return
+        with self._lock:
+            self.refused += 1
+            refused = self.refused
+        raise ResourceExhausted(f"{problem}; {refused} refused so far, counted in script_executions")
 
 
 @dataclass
@@ -24,27 +55,16 @@ class ExecutionContext:
     script_id: str
     target: AgentTarget
     params: dict[str, str] = field(default_factory=dict)
-
-
-def _json_value(value):
-    if isinstance(value, int) and not -(2**53) <= value <= 2**53:
-        return str(value)  # past JavaScript's exact integers
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, (Decimal, UUID)):
-        return str(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, (list, tuple)):
-        return [_json_value(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _json_value(v) for k, v in value.items()}
-    return value
+    emits: EmitLimits = field(default_factory=EmitLimits)
 
 
 class Handlers:
-    def __init__(self, store, sampler):
-        self.store, self.sampler = store, sampler
+    def __init__(self, store, sampler, policy: ProbePolicy = ProbePolicy()):
+        self.store, self.sampler, self.policy = store, sampler, policy
+
+    def interrupt(self) -> None:
+        """Stops the queries of requests in flight (the agent is stopping)."""
+        self.store.interrupt()
 
     def hello(self, ctx: ExecutionContext) -> pb.Response:
         return pb.Response(hello=pb.HelloReply(
@@ -61,9 +81,12 @@ class Handlers:
     def _emit(self, ctx, m: pb.Emit) -> pb.Response:
         if not m.name:
             raise CoralError("emit needs a name")
+        if len(m.name) > MAX_EMIT_NAME:
+            raise CoralError(f"emit name of {len(m.name)} characters: the limit is {MAX_EMIT_NAME}")
         severity = m.severity or "info"
         if severity not in SEVERITIES:
             raise CoralError(f"invalid severity '{severity}': one of {', '.join(SEVERITIES)}")
+        ctx.emits.admit(len(m.data_json.encode()))
         try:
             json.loads(m.data_json or "null")
         except ValueError:
@@ -73,13 +96,13 @@ class Handlers:
 
     def _query(self, ctx, m: pb.Query) -> pb.Response:
         from ..queries import sdk_query
+        from ..query_scope import QueryScope
 
         timeout = min(m.timeout_ms / 1000 if m.timeout_ms else DEFAULT_QUERY_TIMEOUT_S, 60.0)
         with self.store.cursor() as cur:
-            columns, rows, truncated = sdk_query(cur, m.sql, timeout)
-        objects = [{c: _json_value(v) for c, v in zip(columns, row)} for row in rows]
-        return pb.Response(query=pb.QueryReply(columns=columns, rows_json=json.dumps(objects),
-                                               row_count=len(objects), truncated=truncated))
+            reply = sdk_query(cur, m.sql, QueryScope(ctx.script_id, ctx.execution_id), timeout)
+        return pb.Response(query=pb.QueryReply(columns=reply.columns, rows_json=reply.rows_json,
+                                               row_count=reply.row_count, truncated=reply.truncated))
 
     def _get_percentile(self, ctx, m: pb.GetPercentile) -> pb.Response:
         from ..analytics import percentile
@@ -125,6 +148,7 @@ class Handlers:
 
         pid = ctx.target.pid
         if binary:
+            self.policy.check_binary(binary, ctx.target)
             target = resolve_binary(binary, pid)
         elif ctx.target.binary:
             target = resolve_binary(ctx.target.binary, pid)

@@ -1,21 +1,46 @@
-"""The SDK server: a Unix socket scripts connect to. One thread per
-connection; a connection that subscribes becomes an event stream written by
-the Rust fan-out, and closing it ends the subscription."""
+"""The SDK server: a Unix socket scripts connect to. A connection that
+subscribes becomes an event stream written by the Rust fan-out, and closing
+it ends the subscription.
+
+Until its Hello, a connection is served by the accept thread alone, in a
+selector: that phase costs no thread, buffers at most MAX_HELLO_FRAME and
+lasts at most HANDSHAKE_TIMEOUT_S. A connection gets a thread of its own only
+after a Hello with a known token, under its script's connection cap; threads
+are thus bounded by scripts x MAX_CONNECTIONS_PER_SCRIPT, and everything
+open by MAX_CONNECTIONS. (A selector for the whole conversation would bound
+threads too, but requests block on DuckDB and on attaching probes: they need
+threads anyway, and the per-script cap is what bounds them.)"""
 
 import logging
 import os
+import selectors
 import socket
 import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
 
-from ..errors import CoralError, EnvironmentProblem, NotFound
+from ..errors import CoralError, EnvironmentProblem, NotFound, PermissionDenied, ResourceExhausted, StoreFailed
 from ..gen.coral.sdk.v1 import sdk_pb2 as pb
-from .framing import FrameError, FrameReader, frame
+from .framing import RECV_BYTES, FrameBuffer, FrameError, FrameReader, FrameTooLarge, frame
 from .handlers import ExecutionContext, Handlers
+from .socket_path import claim as claim_socket_path
 from .subscriptions import Subscriptions
 
 log = logging.getLogger(__name__)
+
+MAX_CONNECTIONS = 128  # open at once, before and after Hello
+MAX_CONNECTIONS_PER_SCRIPT = 16  # after Hello: the control connection and every allowed stream, with room
+MAX_HELLO_FRAME = 64 << 10  # a Hello is tiny; x MAX_CONNECTIONS this stays at 8 MiB
+MAX_REQUEST_FRAME = 1 << 20  # SQL text and an emit (64 KiB of data) fit; a larger request is read past, refused
+HANDSHAKE_TIMEOUT_S = 5.0
+# accept() failing (out of descriptors, EMFILE; out of memory): the listener
+# rests this long before it is tried again; waiting connections stay in the
+# backlog meanwhile.
+ACCEPT_BACKOFF_S = 0.1
+STOP_JOIN_S = 10.0
 
 
 def _error(request_id: int, code: str, message: str) -> pb.Response:
@@ -25,11 +50,59 @@ def _error(request_id: int, code: str, message: str) -> pb.Response:
 def _code(e: Exception) -> str:
     if isinstance(e, NotFound):
         return "NOT_FOUND"
+    if isinstance(e, PermissionDenied):
+        return "PERMISSION_DENIED"
+    if isinstance(e, ResourceExhausted):
+        return "RESOURCE_EXHAUSTED"
+    if isinstance(e, StoreFailed):
+        return "UNAVAILABLE"
     if isinstance(e, EnvironmentProblem):
         return "UNAVAILABLE"
     if isinstance(e, CoralError):
         return "INVALID_ARGUMENT"
     return "INTERNAL"
+
+
+def _try_send(conn: socket.socket, message: pb.Response) -> None:
+    """A last word to a connection about to be closed; it may be gone already."""
+    try:
+        conn.send(frame(message))
+    except OSError:
+        pass
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while pos < len(data):
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+    raise ValueError("truncated varint")
+
+
+def _peek_request(head: bytes) -> tuple[int, str | None]:
+    """The id and call of a request from its first bytes (encoders write the
+    id, field 1, first), so that a refused frame is answered like a request."""
+    try:
+        tag, pos = _varint(head, 0)
+        request_id = 0
+        if tag == 0x08:
+            request_id, pos = _varint(head, pos)
+            tag, pos = _varint(head, pos)
+    except ValueError:
+        return 0, None
+    field = pb.Request.DESCRIPTOR.fields_by_number.get(tag >> 3)
+    return request_id, field.name if field else None
+
+
+@dataclass
+class _Handshake:
+    conn: socket.socket
+    frames: FrameBuffer
+    deadline: float
 
 
 class SdkServer:
@@ -38,7 +111,12 @@ class SdkServer:
         self.handlers, self.subscriptions = handlers, subscriptions
         self._contexts: dict[str, ExecutionContext] = {}
         self._listener: socket.socket | None = None
-        self._connections: set[socket.socket] = set()
+        self._connections: set[socket.socket] = set()  # past Hello, each with its thread
+        self._threads: set[threading.Thread] = set()
+        self._per_script: Counter[str] = Counter()  # connections past Hello, by token
+        self._handshakes = 0
+        self._starved = False
+        self._stopping = threading.Event()
         self._lock = threading.Lock()
 
     def register(self, token: str, ctx: ExecutionContext) -> None:
@@ -50,67 +128,204 @@ class SdkServer:
             self._contexts.pop(token, None)
 
     def start(self) -> None:
+        claim_socket_path(self.socket_path)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        if os.path.exists(self.socket_path):
-            os.unlink(self.socket_path)
         listener.bind(self.socket_path)
         os.chmod(self.socket_path, 0o600)
         listener.listen(64)
+        listener.setblocking(False)
         self._listener = listener
-        self._acceptor = threading.Thread(target=self._accept, name="coral-sdk-accept", daemon=True)
+        self._wake_r, self._wake_w = socket.socketpair()  # stop() wakes the accept thread's select
+        self._acceptor = threading.Thread(target=self._accept_and_greet, name="coral-sdk-accept", daemon=True)
         self._acceptor.start()
 
     def stop(self) -> None:
+        bound = self._listener is not None  # else the path is not ours to remove
         if self._listener is not None:
-            # close() alone does not wake a thread blocked in accept(); shutdown() does.
-            try:
-                self._listener.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            self._listener.close()
-            self._listener = None
+            self._stopping.set()
+            self._wake_w.send(b"\0")
             self._acceptor.join(timeout=5)
+            for s in (self._listener, self._wake_r, self._wake_w):
+                s.close()
+            self._listener = None
         with self._lock:
-            connections = list(self._connections)
+            connections, threads = list(self._connections), list(self._threads)
         for conn in connections:
             try:
                 conn.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        try:
-            os.unlink(self.socket_path)
-        except FileNotFoundError:
-            pass
-
-    def _accept(self) -> None:
-        listener = self._listener
-        while listener is not None:
+        # Nothing may still use the store or a probe once the agent stops; a
+        # query in flight would hold its thread up to its own timeout.
+        deadline = time.monotonic() + STOP_JOIN_S
+        for t in threads:
+            while t.is_alive() and time.monotonic() < deadline:
+                self.handlers.interrupt()
+                t.join(0.05)
+        if bound:
             try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            with self._lock:
-                self._connections.add(conn)
-            threading.Thread(target=self._serve, args=(conn,), name="coral-sdk-conn", daemon=True).start()
+                os.unlink(self.socket_path)
+            except FileNotFoundError:
+                pass
 
-    def _serve(self, conn: socket.socket) -> None:
+    def _accept_and_greet(self) -> None:
+        """The accept thread: accepts, and reads every connection up to its Hello."""
+        sel = selectors.DefaultSelector()
+        sel.register(self._listener, selectors.EVENT_READ)
+        sel.register(self._wake_r, selectors.EVENT_READ)
+        resting_until: float | None = None
         try:
-            self._conversation(conn)
+            while not self._stopping.is_set():
+                now = time.monotonic()
+                if resting_until is not None and now >= resting_until:
+                    sel.register(self._listener, selectors.EVENT_READ)
+                    resting_until = None
+                wake_at = [key.data.deadline for key in sel.get_map().values() if isinstance(key.data, _Handshake)]
+                if resting_until is not None:
+                    wake_at.append(resting_until)
+                for key, _ in sel.select(max(0.0, min(wake_at) - now) if wake_at else None):
+                    if key.fileobj is self._listener:
+                        if not self._accept_one(sel):
+                            sel.unregister(self._listener)
+                            resting_until = time.monotonic() + ACCEPT_BACKOFF_S
+                    elif isinstance(key.data, _Handshake):
+                        try:
+                            self._read_hello(sel, key.data)
+                        except Exception:  # noqa: BLE001 - one bad connection must not stop the accepting
+                            log.exception("SDK handshake failed")
+                            if key.data.conn.fileno() != -1 and key.fileobj in sel.get_map():
+                                self._refuse(sel, key.data, "INTERNAL", "the agent failed this connection")
+                now = time.monotonic()
+                for key in list(sel.get_map().values()):
+                    if isinstance(key.data, _Handshake) and key.data.deadline <= now:
+                        self._refuse(sel, key.data, "DEADLINE_EXCEEDED",
+                                     f"no Hello within {HANDSHAKE_TIMEOUT_S:g}s of connecting")
+        finally:
+            for key in list(sel.get_map().values()):
+                if isinstance(key.data, _Handshake):
+                    self._end_handshake(sel, key.data)
+                    key.data.conn.close()
+            sel.close()
+
+    def _accept_one(self, sel: selectors.BaseSelector) -> bool:
+        """False when accept() is out of a resource: the caller rests the listener."""
+        try:
+            conn, _ = self._listener.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return True
+        except OSError as e:
+            if not self._starved:  # once per shortage: a script can cause it at will
+                self._starved = True
+                log.warning("coral agent: cannot accept SDK connections (%s); retrying until it can",
+                            e.strerror or e)
+            return False
+        self._starved = False
+        conn.setblocking(False)
+        with self._lock:
+            full = self._handshakes + len(self._connections) >= MAX_CONNECTIONS
+            if not full:
+                self._handshakes += 1
+        if full:
+            _try_send(conn, _error(0, "RESOURCE_EXHAUSTED",
+                                   f"the agent has {MAX_CONNECTIONS} connections open (the limit)"))
+            conn.close()
+            return True
+        sel.register(conn, selectors.EVENT_READ,
+                     _Handshake(conn, FrameBuffer(MAX_HELLO_FRAME), time.monotonic() + HANDSHAKE_TIMEOUT_S))
+        return True
+
+    def _end_handshake(self, sel: selectors.BaseSelector, h: _Handshake) -> None:
+        sel.unregister(h.conn)
+        with self._lock:
+            self._handshakes -= 1
+
+    def _refuse(self, sel: selectors.BaseSelector, h: _Handshake, code: str, message: str,
+                request_id: int = 0) -> None:
+        self._end_handshake(sel, h)
+        _try_send(h.conn, _error(request_id, code, message))
+        h.conn.close()
+
+    def _read_hello(self, sel: selectors.BaseSelector, h: _Handshake) -> None:
+        try:
+            chunk = h.conn.recv(RECV_BYTES)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._end_handshake(sel, h)
+            h.conn.close()
+            return
+        h.frames.feed(chunk)
+        try:
+            body = h.frames.next()
+        except FrameTooLarge as e:
+            return self._refuse(sel, h, "RESOURCE_EXHAUSTED", f"{e} before Hello")
+        except FrameError as e:
+            return self._refuse(sel, h, "INVALID_ARGUMENT", f"malformed frame: {e}")
+        if body is None:
+            return
+        try:
+            req = pb.Request.FromString(body)
+        except DecodeError:
+            return self._refuse(sel, h, "INVALID_ARGUMENT", "malformed frame: not a coral.sdk.v1.Request")
+        if req.WhichOneof("call") != "hello":
+            return self._refuse(sel, h, "PERMISSION_DENIED", "the first request must be hello", req.id)
+        token = req.hello.token
+        with self._lock:
+            ctx = self._contexts.get(token)
+            full = ctx is not None and self._per_script[token] >= MAX_CONNECTIONS_PER_SCRIPT
+        if ctx is None:
+            return self._refuse(sel, h, "PERMISSION_DENIED", "unknown token", req.id)
+        if full:
+            return self._refuse(sel, h, "RESOURCE_EXHAUSTED", f"this script has {MAX_CONNECTIONS_PER_SCRIPT} "
+                                "connections to the agent open (the limit)", req.id)
+        self._end_handshake(sel, h)
+        h.conn.setblocking(True)
+        thread = threading.Thread(target=self._serve, args=(h.conn, token, ctx, req, bytes(h.frames.buf)),
+                                  name="coral-sdk-conn", daemon=True)
+        with self._lock:
+            self._per_script[token] += 1
+            self._connections.add(h.conn)
+            self._threads.add(thread)
+        try:
+            thread.start()
+        except RuntimeError:  # no thread to be had: this connection is refused, the agent goes on
+            self._forget(h.conn, token, thread)
+            _try_send(h.conn, _error(req.id, "RESOURCE_EXHAUSTED",
+                                     "the agent cannot start a thread for this connection"))
+            h.conn.close()
+
+    def _forget(self, conn: socket.socket, token: str, thread: threading.Thread) -> None:
+        with self._lock:
+            self._connections.discard(conn)
+            self._threads.discard(thread)
+            self._per_script[token] -= 1
+            if not self._per_script[token]:
+                del self._per_script[token]
+
+    def _serve(self, conn: socket.socket, token: str, ctx: ExecutionContext, hello: pb.Request,
+               received: bytes) -> None:
+        try:
+            reply = self.handlers.hello(ctx)
+            reply.id = hello.id
+            conn.sendall(frame(reply))
+            self._conversation(conn, ctx, FrameReader(conn, MAX_REQUEST_FRAME, received))
         except (ConnectionError, OSError):
             pass  # the script went away
         except Exception:  # noqa: BLE001 - one bad connection must not take the agent down
             log.exception("SDK connection failed")
         finally:
-            with self._lock:
-                self._connections.discard(conn)
+            self._forget(conn, token, threading.current_thread())
             conn.close()
 
-    def _conversation(self, conn: socket.socket) -> None:
-        reader = FrameReader(conn)
-        ctx: ExecutionContext | None = None
+    def _conversation(self, conn: socket.socket, ctx: ExecutionContext, reader: FrameReader) -> None:
         while True:
             try:
                 body = reader.read()
+            except FrameTooLarge as e:
+                conn.sendall(frame(self._refuse_oversize(ctx, e, reader.skip(e))))
+                continue
             except FrameError as e:
                 conn.sendall(frame(_error(0, "INVALID_ARGUMENT", f"malformed frame: {e}")))
                 return
@@ -123,15 +338,7 @@ class SdkServer:
                 return
             call = req.WhichOneof("call")
             if call == "hello":
-                with self._lock:
-                    ctx = self._contexts.get(req.hello.token)
-                if ctx is None:
-                    conn.sendall(frame(_error(req.id, "PERMISSION_DENIED", "unknown token")))
-                    return
-                reply = self.handlers.hello(ctx)
-            elif ctx is None:
-                conn.sendall(frame(_error(req.id, "PERMISSION_DENIED", "the first request must be hello")))
-                return
+                reply = _error(req.id, "INVALID_ARGUMENT", "hello was already answered on this connection")
             elif call == "subscribe":
                 self._stream(conn, req, ctx)
                 return
@@ -145,9 +352,21 @@ class SdkServer:
             reply.id = req.id
             conn.sendall(frame(reply))
 
+    @staticmethod
+    def _refuse_oversize(ctx: ExecutionContext, e: FrameTooLarge, head: bytes) -> pb.Response:
+        """The answer to a request past MAX_REQUEST_FRAME, read past without buffering it."""
+        request_id, call = _peek_request(head)
+        message = f"request refused: {e}"
+        if call == "emit":
+            try:
+                ctx.emits.admit(e.length)  # past the emit size: refused and counted like any emit
+            except ResourceExhausted as refused:
+                message = str(refused)
+        return _error(request_id, "RESOURCE_EXHAUSTED", message)
+
     def _stream(self, conn: socket.socket, req: pb.Request, ctx: ExecutionContext) -> None:
         try:
-            sid, probe = self.subscriptions.open(req.subscribe, ctx.target)
+            sid, probe = self.subscriptions.open(req.subscribe, ctx.target, owner=ctx.execution_id)
         except Exception as e:  # noqa: BLE001 - the script gets the reason
             if not isinstance(e, CoralError):
                 log.exception("subscribe failed")
@@ -158,7 +377,7 @@ class SdkServer:
             conn.sendall(frame(pb.Response(id=req.id, subscribe=pb.SubscribeReply(
                 subscription_id=sid, function_names=plan.names, nargs=plan.nargs,
                 has_return=req.subscribe.kind != pb.PROBE_KIND_TRACEPOINT and not req.subscribe.config.no_return))))
-            self.subscriptions.stream(sid, conn.fileno())
+            self.subscriptions.stream(sid, conn)
             # From here the Rust fan-out writes; we only wait for the script
             # to hang up (iterator closed, script ended) to detach.
             while conn.recv(4096):

@@ -3,14 +3,19 @@ one attachment (and its ring consumer): each is a subscriber of the Rust
 fan-out. The probe is attached for the first subscriber and detached after
 the last; a probe the CLI session attached itself is joined, not owned."""
 
+import fcntl
 import itertools
+import socket
+import struct
+import termios
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..errors import CoralError
+from ..errors import CoralError, ResourceExhausted
 from ..gen.coral.sdk.v1 import sdk_pb2 as pb
+from .policy import ProbePolicy
 
 if TYPE_CHECKING:  # probing modules load on the first subscribe, not at start-up
     from ..attach import Attachment
@@ -19,6 +24,14 @@ if TYPE_CHECKING:  # probing modules load on the first subscribe, not at start-u
 # Events a script may have waiting before its newest ones are dropped (counted).
 MAX_QUEUED_EVENTS = 1 << 20
 STREAM_RING_PAGES = 4096  # 16 MiB: ~150k events of headroom per probe
+# Each subscription holds a socket, a queue and a writer thread, and a new
+# probe a 16 MiB ring and its compiled program (~50 MB).
+MAX_SUBSCRIPTIONS_PER_SCRIPT = 8
+MAX_SUBSCRIPTIONS = 32
+# While a probe stops, a stream whose script reads nothing for this long is
+# cut off: its writer is blocked on the full socket, and the end of every
+# other stream of the probe waits for that writer.
+STALLED_STREAM_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -27,12 +40,39 @@ class AgentTarget:
     pid: int | None = None
 
 
+def _unread_bytes(sock: socket.socket) -> int | None:
+    """Bytes written to `sock` its peer has not read yet; None once it is closed."""
+    try:
+        return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+    except (OSError, ValueError):
+        return None
+
+
+class _StallWatch:
+    """Which streams made no progress (their unread bytes did not change) for STALLED_STREAM_S."""
+
+    def __init__(self):
+        self._seen: dict[int, tuple[int | None, float]] = {}
+
+    def stalled(self, streams: dict[int, socket.socket]) -> list[socket.socket]:
+        now, out = time.monotonic(), []
+        for sid, sock in streams.items():
+            unread = _unread_bytes(sock)
+            last = self._seen.get(sid)
+            if last is None or last[0] != unread:
+                self._seen[sid] = (unread, now)
+            elif unread and now - last[1] >= STALLED_STREAM_S:
+                out.append(sock)
+        return out
+
+
 @dataclass
 class LiveProbe:
     plan: "Plan"
     consumer: object  # coral_probe._native.RingConsumer
     attachment: "Attachment | None"  # None when the CLI session owns it
     subscribers: set[int] = field(default_factory=set)
+    streams: dict[int, socket.socket] = field(default_factory=dict)  # the sockets the fan-out writes to
     _stop_lock: threading.Lock = field(default_factory=threading.Lock)
 
     owned: bool = True
@@ -44,8 +84,14 @@ class LiveProbe:
                 return
             self.attachment.detach_probes()
             self.consumer.stop()
+            watch = _StallWatch()
             while not self.consumer.closed:
                 self.consumer.poll(50)
+                for sock in watch.stalled(dict(self.streams)):
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)  # the blocked writer fails and the stream ends
+                    except OSError:
+                        pass
             self.attachment.detach()
             self.attachment = None
 
@@ -60,14 +106,16 @@ def _options(req: pb.Subscribe) -> "ProbeOptions":
 
 
 class Subscriptions:
-    def __init__(self, max_queued_events: int = MAX_QUEUED_EVENTS):
+    def __init__(self, max_queued_events: int = MAX_QUEUED_EVENTS, policy: ProbePolicy = ProbePolicy()):
         self.max_queued_events = max_queued_events
+        self.policy = policy
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._probes: dict[tuple, LiveProbe] = {}
         self._by_id: dict[int, LiveProbe] = {}
         self._adopted: dict[str, LiveProbe] = {}
         self._streaming: set[int] = set()
+        self._owners: dict[int, str] = {}  # subscription id -> the execution that opened it
         self.first_subscription = threading.Event()
 
     def adopt(self, plan: "Plan", consumer) -> None:
@@ -76,10 +124,18 @@ class Subscriptions:
         for name in plan.names:
             self._adopted[name] = probe
 
-    def open(self, req: pb.Subscribe, target: AgentTarget) -> tuple[int, LiveProbe]:
+    def open(self, req: pb.Subscribe, target: AgentTarget, *, owner: str) -> tuple[int, LiveProbe]:
+        """`owner` (an execution id) is what the per-script cap counts."""
         if not req.name:
             raise CoralError("subscribe needs a function or tracepoint name")
+        self.policy.check_subscribe(req, target)
         with self._lock:
+            if len(self._by_id) >= MAX_SUBSCRIPTIONS:
+                raise ResourceExhausted(f"the agent has {MAX_SUBSCRIPTIONS} subscriptions open (the limit); "
+                                        "close a stream first")
+            if sum(o == owner for o in self._owners.values()) >= MAX_SUBSCRIPTIONS_PER_SCRIPT:
+                raise ResourceExhausted(f"this script has {MAX_SUBSCRIPTIONS_PER_SCRIPT} subscriptions open "
+                                        "(the limit); close a stream (break out of its loop) first")
             probe = self._adopted.get(req.name) if req.kind in (pb.PROBE_KIND_UPROBE, pb.PROBE_KIND_URETPROBE) else None
             if probe is None:
                 key = self._key(req, target)
@@ -90,11 +146,14 @@ class Subscriptions:
             sid = next(self._ids)
             probe.subscribers.add(sid)
             self._by_id[sid] = probe
+            self._owners[sid] = owner
             return sid, probe
 
-    def stream(self, sid: int, fd: int) -> None:
+    def stream(self, sid: int, conn: socket.socket) -> None:
         """Hands the subscriber's socket to the Rust fan-out (after the reply)."""
-        self._by_id[sid].consumer.add_subscriber(sid, fd, self.max_queued_events)
+        probe = self._by_id[sid]
+        probe.consumer.add_subscriber(sid, conn.fileno(), self.max_queued_events)
+        probe.streams[sid] = conn
         with self._lock:
             self._streaming.add(sid)
         self.first_subscription.set()
@@ -110,9 +169,11 @@ class Subscriptions:
         with self._lock:
             probe = self._by_id.pop(sid, None)
             self._streaming.discard(sid)
+            self._owners.pop(sid, None)
             if probe is None:
                 return
             probe.subscribers.discard(sid)
+            probe.streams.pop(sid, None)
             last = probe.owned and not probe.subscribers
             if last:
                 self._probes = {k: p for k, p in self._probes.items() if p is not probe}
@@ -125,8 +186,12 @@ class Subscriptions:
         with self._lock:
             owned = list({id(p): p for p in self._probes.values()}.values())
             self._probes.clear()
-        for probe in owned:
-            probe.stop()
+        # Side by side: a probe whose stream is slow to end delays no other.
+        stops = [threading.Thread(target=p.stop, name="coral-probe-stop", daemon=True) for p in owned]
+        for t in stops:
+            t.start()
+        for t in stops:
+            t.join()
 
     def active_probes(self) -> int:
         with self._lock:

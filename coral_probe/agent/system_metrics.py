@@ -5,6 +5,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from ..errors import StoreFailed
+
 
 @dataclass(frozen=True)
 class CpuTimes:
@@ -66,10 +68,16 @@ class SystemSampler:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
-            cpu = self.cpu()
-            with self._lock:
-                self._last = read_cpu_times()
-            mem = self.memory()
-            self.store.record_system_metrics([("cpu.usage_percent", cpu["usage_percent"], "percent"),
-                                              ("memory.used_bytes", float(mem["used"]), "bytes"),
-                                              ("memory.usage_percent", mem["usage_percent"], "percent")])
+            try:
+                cpu = self.cpu()
+                with self._lock:
+                    self._last = read_cpu_times()
+                mem = self.memory()
+            except OSError:
+                continue  # e.g. out of descriptors for a moment (a script can cause that): skip a sample
+            try:
+                self.store.record_system_metrics([("cpu.usage_percent", cpu["usage_percent"], "percent"),
+                                                  ("memory.used_bytes", float(mem["used"]), "bytes"),
+                                                  ("memory.usage_percent", mem["usage_percent"], "percent")])
+            except StoreFailed:
+                return  # the executor stops the runs and says why; samples have nowhere to go
