@@ -10,8 +10,11 @@ import click
 from . import __version__
 from .durations import parse_duration_ns
 from .errors import CoralError
+from .terminal import safe_text
 
 _COMMAND_KEY = "command"
+_ALLOW_PROBE_HELP = ("Let the script probe more than its target (repeatable): kernel[:FUNCTION], "
+                     "tracepoint[:CATEGORY:NAME], binary[:PATH], pid[:PID]; shell-style patterns.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -84,34 +87,40 @@ def probe_attach(ctx: click.Context, functions, binary, pid, kernel_functions, t
 @click.option("--watch", is_flag=True, help="Run again whenever the script file changes.")
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
               help="DuckDB file [default: $CORAL_HOME/agent.duckdb].")
+@click.option("--allow-probe", "allow_probe", multiple=True, metavar="KIND[:PATTERN]", help=_ALLOW_PROBE_HELP)
 @click.pass_context
-def run(ctx: click.Context, script, pid, binary, params, timeout, daemon, watch, db_path) -> None:
+def run(ctx: click.Context, script, pid, binary, params, timeout, daemon, watch, db_path, allow_probe) -> None:
     """Run SCRIPT.ts in the sandbox, against a target.
 
     \b
     coral run slow.ts -- ./payments --calls 100
     coral run report.ts --pid 4242 --param threshold=500
+    coral run syscalls.ts --pid 4242 --allow-probe 'tracepoint:syscalls:*'
     """
+    from .agent.policy import ProbePolicy
     from .agent.run import RunRequest, parse_params, run_script
 
     request = RunRequest(script=script, binary=binary, pid=pid, command=(ctx.obj or {}).get(_COMMAND_KEY, []),
                          params=parse_params(params), timeout_s=timeout, daemon=daemon, watch=watch,
-                         db_path=db_path)
+                         db_path=db_path, policy=ProbePolicy.parse(allow_probe))
     ctx.exit(run_script(request))
 
 
 @cli.command("agent", hidden=True)
 @click.option("--socket", "socket_path", required=True, type=click.Path(dir_okay=False))
-@click.option("--token", required=True, help="Token the SDK must present (CORAL_TOKEN).")
+@click.option("--token-file", required=True, metavar="PATH",
+              help="File (mode 600) or /dev/fd/N holding the token the SDK must present (CORAL_TOKEN).")
 @click.option("-p", "--pid", type=int)
 @click.option("-b", "--binary", metavar="PATH")
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--max-queued-events", type=click.IntRange(1), help="Per-subscriber queue before events are dropped.")
-def agent(socket_path, token, pid, binary, db_path, max_queued_events) -> None:
+@click.option("--allow-probe", "allow_probe", multiple=True, metavar="KIND[:PATTERN]", help=_ALLOW_PROBE_HELP)
+def agent(socket_path, token_file, pid, binary, db_path, max_queued_events, allow_probe) -> None:
     """Serve the SDK socket for scripts started elsewhere (SDK tests, benchmarks)."""
+    from .agent.policy import ProbePolicy
     from .agent.serve import serve
 
-    serve(socket_path, token, pid, binary, db_path, max_queued_events)
+    serve(socket_path, token_file, pid, binary, db_path, max_queued_events, ProbePolicy.parse(allow_probe))
 
 
 @cli.group()
@@ -168,7 +177,8 @@ def _main(argv: list[str] | None) -> int:
     try:
         code = cli.main(args=args, prog_name="coral", obj={_COMMAND_KEY: command}, standalone_mode=False)
     except CoralError as e:
-        click.echo(f"coral: {e}", err=True)
+        # Messages quote what they refuse: query data, script names, paths.
+        click.echo(f"coral: {safe_text(str(e))}", err=True)
         return e.exit_code
     except click.exceptions.Exit as e:
         return e.exit_code
@@ -180,6 +190,7 @@ def _main(argv: list[str] | None) -> int:
     except Exception as e:  # noqa: BLE001 - the one place bugs become one line
         if os.environ.get("CORAL_DEBUG"):
             raise
-        click.echo(f"coral: internal error: {type(e).__name__}: {e} (CORAL_DEBUG=1 shows the traceback)", err=True)
+        click.echo(f"coral: internal error: {type(e).__name__}: {safe_text(str(e))} "
+                   "(CORAL_DEBUG=1 shows the traceback)", err=True)
         return 70
     return code if isinstance(code, int) else 0

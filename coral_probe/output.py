@@ -10,8 +10,10 @@ import numpy as np
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from .durations import format_ns
+from .terminal import safe_text
 
 
 @dataclass
@@ -125,7 +127,8 @@ class TableView:
         self.console.print(summary_line(snapshot, stored), highlight=False, soft_wrap=True)
 
     def _render(self, snap: Snapshot | None, final: bool = False):
-        stats = Table(title=self.title, title_justify="left", show_header=True, box=None)
+        # Function names and paths come from the probed binary: text, never markup.
+        stats = Table(title=Text(safe_text(self.title)), title_justify="left", show_header=True, box=None)
         for column in ("events", "rate/s", "lost", "p50", "p90", "p99", "max"):
             stats.add_column(column, justify="right")
         if snap is not None:
@@ -136,9 +139,9 @@ class TableView:
         for column in ("duration", "function", "pid", "tid", "args"):
             slow.add_column(column)
         for call in self.slowest.top():
-            slow.add_row(format_ns(call.duration_ns), call.function, str(call.pid), str(call.tid),
+            slow.add_row(format_ns(call.duration_ns), Text(safe_text(call.function)), str(call.pid), str(call.tid),
                          ", ".join(map(str, call.args)))
-        parts = [stats, slow] + [f"[dim]{note}[/dim]" for note in self.notes]
+        parts = [stats, slow] + [Text(safe_text(note), style="dim") for note in self.notes]
         if not final:
             parts.append("[dim]Ctrl-C to detach[/dim]")
         return Group(*parts)

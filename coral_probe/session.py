@@ -213,12 +213,16 @@ class _ScriptAgent:
     """`--script`: an in-process agent whose script joins this session's probes."""
 
     def __init__(self, req: AttachRequest, store: Store, plan: Plan, consumer, pid: int | None):
+        from .agent.policy import ProbePolicy, Rule
         from .agent.run import COMMAND_HOLD_S
         from .agent.runtime import AgentRuntime
         from .agent.subscriptions import AgentTarget
 
         self.hold_s = COMMAND_HOLD_S
-        self.runtime = AgentRuntime(store).__enter__()
+        # The operator named these probes: the script may attach them too.
+        policy = ProbePolicy(tuple(Rule("kernel", name) for name in req.kernel_functions)
+                             + tuple(Rule("tracepoint", name) for name in req.tracepoints))
+        self.runtime = AgentRuntime(store, policy=policy).__enter__()
         try:
             self.runtime.subscriptions.adopt(plan, consumer)
             binary = plan.target if plan.probe_type == "uprobe" else None

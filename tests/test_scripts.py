@@ -276,7 +276,9 @@ def test_sdk_queries_answer_from_stored_probe_events(coral):
     session = coral.run("probe", "attach", "ProcessPayment", "--args", "2", "-o", "jsonl", "--",
                         str(payments), "--calls", "20", "--slow-every", "5", "--slow-ms", "100")
     assert session.returncode == 0, session.stderr
-    result = coral.run("run", str(SCRIPTS / "analytics.ts"), "--param", f"binary={payments}")
+    # The script has no target: listing another binary's functions is the operator's to allow.
+    result = coral.run("run", str(SCRIPTS / "analytics.ts"), "--param", f"binary={payments}",
+                       "--allow-probe", f"binary:{payments.resolve()}")
     assert result.returncode == 0, result.stderr
     a = emitted(coral, "analytics")[0]
     durations = sorted(r[0] for r in coral.query("SELECT duration_ns FROM probe_events"))

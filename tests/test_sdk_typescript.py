@@ -30,9 +30,15 @@ def test_sdk_type_checks():
 def test_sdk_suite_against_a_real_agent(coral, targets, tmp_path):
     target = subprocess.Popen([str(targets["counter"]), "100000000", "1000"], stdout=subprocess.DEVNULL)
     sock = str(tmp_path / "sdk.sock")
-    agent = coral.popen("agent", "--socket", sock, "--token", "sdk-test", "--pid", str(target.pid),
+    token_file = tmp_path / "token"
+    token_file.write_text("sdk-test")
+    token_file.chmod(0o600)
+    # The suite probes a tracepoint, a kernel function and its own process
+    # besides the target: what an operator would allow.
+    agent = coral.popen("agent", "--socket", sock, "--token-file", str(token_file), "--pid", str(target.pid),
                         "--binary", str(targets["counter"]), "--max-queued-events", "200",
-                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                        "--allow-probe", "tracepoint:sched:sched_switch", "--allow-probe", "kernel:do_nanosleep",
+                        "--allow-probe", "pid:*", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert agent.stdout.readline().startswith("coral agent: serving"), agent.stderr.read()
         started = time.monotonic()

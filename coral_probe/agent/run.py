@@ -12,6 +12,7 @@ from ..stopping import StopRequested, raise_on_sigterm
 from ..store_opener import DeferredStore
 from ..targets import LaunchedCommand, check_pid, resolve_binary
 from .executor import AD_HOC_TIMEOUT_S, DAEMON_TIMEOUT_S
+from .policy import ProbePolicy
 from .runtime import AgentRuntime
 from .subscriptions import AgentTarget
 
@@ -31,6 +32,7 @@ class RunRequest:
     daemon: bool = False
     watch: bool = False
     db_path: Path | None = None
+    policy: ProbePolicy = field(default_factory=ProbePolicy)
 
 
 def parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -58,7 +60,7 @@ def run_script(req: RunRequest) -> int:
     store = DeferredStore(req.db_path or default_db_path())
     old_term = raise_on_sigterm()
     try:
-        with AgentRuntime(store) as agent:
+        with AgentRuntime(store, policy=req.policy) as agent:
             while True:
                 code = _run_once(agent, req, timeout)
                 if not req.watch:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .executor import Executor
 from .handlers import Handlers
+from .policy import ProbePolicy
 from .sandbox import Sandbox
 from .server import SdkServer
 from .subscriptions import Subscriptions
@@ -15,7 +16,8 @@ from .system_metrics import SystemSampler
 
 class AgentRuntime:
     def __init__(self, store, *, socket_path: str | None = None, echo: bool = True,
-                 heap_mb: int | None = None, max_queued_events: int | None = None):
+                 heap_mb: int | None = None, max_queued_events: int | None = None,
+                 policy: ProbePolicy = ProbePolicy()):
         self.store = store
         # Short (AF_UNIX paths are limited to 108 bytes) and the agent's own:
         # the socket, Deno's cache and the copies of the scripts that run.
@@ -25,8 +27,9 @@ class AgentRuntime:
             socket_path = str(self.runtime_dir / "sdk.sock")
         self.socket_path = socket_path
         self.sampler = SystemSampler(store)
-        self.subscriptions = Subscriptions(**({"max_queued_events": max_queued_events} if max_queued_events else {}))
-        self.server = SdkServer(socket_path, Handlers(store, self.sampler), self.subscriptions)
+        self.subscriptions = Subscriptions(**({"max_queued_events": max_queued_events} if max_queued_events else {}),
+                                           policy=policy)
+        self.server = SdkServer(socket_path, Handlers(store, self.sampler, policy), self.subscriptions)
         self.sandbox = Sandbox(socket_path, self.runtime_dir, **({"heap_mb": heap_mb} if heap_mb else {}))
         self.sandbox.prepare_runtime()
         self.executor = Executor(store, self.server, self.sandbox, echo=echo)

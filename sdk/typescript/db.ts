@@ -11,8 +11,12 @@ export interface QueryOptions {
 
 /**
  * Runs a read-only SQL statement on the agent's database (writes are
- * refused with a {@linkcode CoralError}). At most 10,000 rows come back;
- * `truncated` tells when there were more.
+ * refused with a {@linkcode CoralError}). It sees this run's own rows of
+ * `scripts`, `script_executions`, `script_logs` and `emitted_events`, and
+ * the probe data (`probe_sessions`, `probe_events`,
+ * `system_metrics_local`); anything else is `PERMISSION_DENIED`. At most
+ * 10,000 rows come back, `truncated` tells when there were more; a reply
+ * past 16 MiB is `RESOURCE_EXHAUSTED`.
  *
  * @example
  * ```ts ignore
