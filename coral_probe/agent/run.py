@@ -99,7 +99,10 @@ def _run_once(agent: AgentRuntime, req: RunRequest, timeout: float) -> int:
     if run.status == "timeout":
         print(f"coral: script killed at its timeout ({timeout:g}s)", file=sys.stderr)
         return 124
-    return run.exit_code if run.exit_code is not None else 1
+    if run.exit_code is None:
+        return 1
+    # Killed by a signal (a limit, the store failing): the shell's 128 + signal.
+    return 128 - run.exit_code if run.exit_code < 0 else run.exit_code
 
 
 def _wait_for_change(script: Path) -> None:
