@@ -35,6 +35,22 @@ def encode_varint(value: int) -> bytes:
             return bytes(out)
 
 
+def decode_varint(data, pos: int = 0, max_bytes: int = 10) -> tuple[int, int] | None:
+    """(value, position after it) of the varint at `pos`; None when `data` ends inside it."""
+    value = shift = 0
+    end = pos + max_bytes
+    while pos < len(data):
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+        if pos == end:
+            raise FrameError("not a valid varint")
+    return None
+
+
 def frame(message) -> bytes:
     body = message.SerializeToString()
     return encode_varint(len(body)) + body
@@ -54,18 +70,10 @@ class FrameBuffer:
 
     def next(self) -> bytes | None:
         """The next whole frame, or None until more bytes arrive."""
-        length, shift, pos = 0, 0, 0
-        while True:
-            if pos == len(self.buf):
-                return None
-            byte = self.buf[pos]
-            length |= (byte & 0x7F) << shift
-            pos += 1
-            if not byte & 0x80:
-                break
-            shift += 7
-            if shift > 35:
-                raise FrameError("frame length is not a valid varint")
+        header = decode_varint(self.buf, max_bytes=5)  # frame lengths are below 2**35
+        if header is None:
+            return None
+        length, pos = header
         if length > self.limit:
             raise FrameTooLarge(length, self.limit, pos)
         if len(self.buf) - pos < length:

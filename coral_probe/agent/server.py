@@ -24,7 +24,7 @@ from google.protobuf.message import DecodeError
 
 from ..errors import CoralError, EnvironmentProblem, NotFound, PermissionDenied, ResourceExhausted, StoreFailed
 from ..gen.coral.sdk.v1 import sdk_pb2 as pb
-from .framing import RECV_BYTES, FrameBuffer, FrameError, FrameReader, FrameTooLarge, frame
+from .framing import RECV_BYTES, FrameBuffer, FrameError, FrameReader, FrameTooLarge, decode_varint, frame
 from .handlers import ExecutionContext, Handlers
 from .socket_path import claim as claim_socket_path
 from .subscriptions import Subscriptions
@@ -54,9 +54,7 @@ def _code(e: Exception) -> str:
         return "PERMISSION_DENIED"
     if isinstance(e, ResourceExhausted):
         return "RESOURCE_EXHAUSTED"
-    if isinstance(e, StoreFailed):
-        return "UNAVAILABLE"
-    if isinstance(e, EnvironmentProblem):
+    if isinstance(e, (StoreFailed, EnvironmentProblem)):
         return "UNAVAILABLE"
     if isinstance(e, CoralError):
         return "INVALID_ARGUMENT"
@@ -71,28 +69,16 @@ def _try_send(conn: socket.socket, message: pb.Response) -> None:
         pass
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while pos < len(data):
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
-    raise ValueError("truncated varint")
-
-
 def _peek_request(head: bytes) -> tuple[int, str | None]:
     """The id and call of a request from its first bytes (encoders write the
     id, field 1, first), so that a refused frame is answered like a request."""
+    request_id = 0
     try:
-        tag, pos = _varint(head, 0)
-        request_id = 0
+        tag, pos = decode_varint(head) or (0, 0)
         if tag == 0x08:
-            request_id, pos = _varint(head, pos)
-            tag, pos = _varint(head, pos)
-    except ValueError:
+            request_id, pos = decode_varint(head, pos) or (0, pos)
+            tag, pos = decode_varint(head, pos) or (0, pos)
+    except FrameError:
         return 0, None
     field = pb.Request.DESCRIPTOR.fields_by_number.get(tag >> 3)
     return request_id, field.name if field else None
