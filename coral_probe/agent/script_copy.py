@@ -53,6 +53,8 @@ def copy_missing(copy: ScriptCopy, missing_urls: list[str], copied: dict[str, in
         target = Path(unquote(parsed.path))
         try:
             relative = target.relative_to(copy.directory)
+            if ".." in relative.parts:  # Deno normalises URLs; the copy must not depend on it
+                raise ValueError
         except ValueError:
             raise CoralError(f"script refused: it imports {target}, outside its own directory; "
                              "scripts may import only @coral/sdk and files of their own directory") from None
