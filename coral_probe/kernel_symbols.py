@@ -8,7 +8,7 @@ from .errors import CoralError, NotFound
 KALLSYMS = "/proc/kallsyms"
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _TRACE_PART = re.compile(r"[A-Za-z0-9_]{1,128}")
-_TEXT_TYPES = frozenset("tTwW")
+_TEXT_TYPES = frozenset((b"t", b"T", b"w", b"W"))
 
 
 def _printable(name: str) -> str:
@@ -21,12 +21,13 @@ def kernel_function(name: str) -> str:
     only a string read from the kernel's symbol table may get there."""
     if not _IDENTIFIER.fullmatch(name):
         raise CoralError(f"invalid kernel function name '{_printable(name)}': expected a C identifier")
+    wanted = name.encode()
     try:
         with open(KALLSYMS, "rb") as f:
             for line in f:
                 parts = line.split()
                 # "address type name [module]"; text symbols only
-                if len(parts) >= 3 and parts[2].decode() == name and parts[1].decode() in _TEXT_TYPES:
+                if len(parts) >= 3 and parts[2] == wanted and parts[1] in _TEXT_TYPES:
                     return parts[2].decode()
     except OSError as e:
         raise CoralError(f"cannot read {KALLSYMS}: {e.strerror}") from None
