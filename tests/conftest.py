@@ -100,6 +100,9 @@ class MemoryCap:
             self.path, limit_file = Path("/sys/fs/cgroup/memory") / name, "memory.limit_in_bytes"
             self.peak_file = "memory.max_usage_in_bytes"
         else:
+            # A memory attack never runs uncontained; under CI it must not pass unseen either.
+            if os.environ.get("CORAL_REQUIRE_BPF") == "1":
+                pytest.fail("no memory cgroup to contain this test")
             pytest.skip("no memory cgroup to contain this test")
         self.path.mkdir()
         (self.path / limit_file).write_text(str(limit_bytes))
