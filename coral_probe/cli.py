@@ -133,11 +133,27 @@ def query() -> None:
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
               help="DuckDB file [default: $CORAL_HOME/agent.duckdb].")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=1000, show_default=True)
-def query_sql(sql: str, db_path: Path | None, limit: int) -> None:
-    """Run one read-only SQL query and print the rows."""
+@click.option("--json", "as_json", is_flag=True, help="JSON lines: one object per row.")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")
+def query_sql(sql: str, db_path: Path | None, limit: int, as_json: bool, as_csv: bool) -> None:
+    """Run one read-only SQL query and print the rows.
+
+    \b
+    coral query sql "SELECT function_name, count(*) FROM probe_events GROUP BY 1"
+    coral query sql --json "SELECT * FROM probe_sessions" | jq .hits
+    coral query sql --csv "SELECT timestamp, duration_ns FROM probe_events" > calls.csv
+    """
     from .queries import print_query
 
-    print_query(sql, db_path, limit)
+    if as_json and as_csv:
+        raise click.UsageError("--json and --csv are mutually exclusive")
+    try:
+        print_query(sql, db_path, limit, "json" if as_json else "csv" if as_csv else "table")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader had enough (`| head`): not an error. Python would fail
+        # again flushing stdout at exit, so it goes to /dev/null.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 @cli.command()

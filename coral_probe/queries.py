@@ -1,11 +1,15 @@
 """Read-only SQL over the agent's DuckDB, as the CLI and scripts see it."""
 
+import csv
+import io
 import json
 import math
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from datetime import date, datetime
+from datetime import time as time_of_day
 from decimal import Decimal
 from pathlib import Path
 from uuid import UUID
@@ -18,17 +22,32 @@ from .query_scope import QueryScope, apply_scope, check_statement
 from .store import open_readonly
 
 
-def run_readonly(sql: str, db_path: Path | None, limit: int) -> tuple[list[str], list[tuple]]:
+@dataclass(frozen=True)
+class ReadRows:
+    columns: list[str]
+    types: list[str]  # DuckDB's names: BIGINT, TIMESTAMP_NS, JSON, ...
+    rows: list[tuple]
+    cut: bool  # the query had more rows than the limit
+
+
+def run_readonly(sql: str, db_path: Path | None, limit: int) -> ReadRows:
     path = db_path or default_db_path()
     if not path.exists():
         raise CoralError(f"no database at {path} yet: run `coral probe attach` first")
     con = open_readonly(path)
     try:
-        cursor = con.execute(sql)
-        if cursor.description is None:
-            return [], []
-        columns = [d[0] for d in cursor.description]
-        return columns, cursor.fetchmany(limit)
+        rel = con.sql(sql)
+        if rel is None:
+            return ReadRows([], [], [], False)
+        columns, types = list(rel.columns), [str(t) for t in rel.types]
+        if "TIMESTAMP_NS" in types:
+            # Python's datetime stops at microseconds and probe_events.timestamp
+            # has nanoseconds: DuckDB writes those columns as ISO 8601 text.
+            # Columns by position: a join may give two the same name.
+            rel = rel.project(", ".join(f"strftime(#{i}, '%Y-%m-%dT%H:%M:%S.%n')" if t == "TIMESTAMP_NS"
+                                        else f"#{i}" for i, t in enumerate(types, 1)))
+        rows = rel.limit(limit + 1).fetchall()
+        return ReadRows(columns, types, rows[:limit], len(rows) > limit)
     except duckdb.Error as e:
         raise CoralError(f"query failed: {str(e).splitlines()[0]}") from None
     finally:
@@ -137,19 +156,129 @@ def _too_big(reply_cap: int) -> ResourceExhausted:
                              "or add a LIMIT")
 
 
-def print_query(sql: str, db_path: Path | None, limit: int) -> None:
+def print_query(sql: str, db_path: Path | None, limit: int, fmt: str = "table") -> None:
+    """`fmt`: "table" for people, "json" (JSON lines) or "csv" for programs."""
+    read = run_readonly(sql, db_path, limit)
+    if fmt == "json":
+        _print_json_lines(read)
+    elif fmt == "csv":
+        _print_csv(read)
+    else:
+        _print_table(read)
+    if read.cut:
+        # On stderr, so the rows on stdout stay parseable; said at all, so a
+        # short export is never mistaken for the whole answer.
+        print(f"coral: only the first {limit} rows were printed (--limit, at most 10000)", file=sys.stderr)
+
+
+def _print_table(read: ReadRows) -> None:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
     from .terminal import safe_text
 
-    columns, rows = run_readonly(sql, db_path, limit)
     # Values are data (scripts write many of them): Text, never markup, with
     # control characters shown escaped.
     table = Table(show_edge=False)
-    for column in columns:
+    for column in read.columns:
         table.add_column(Text(safe_text(column)))
-    for row in rows:
+    for row in read.rows:
         table.add_row(*(Text("NULL" if v is None else safe_text(str(v))) for v in row))
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:
+        # Rich assumes 80 columns for a pipe or a file and would cut the cells
+        # to fit: there every row is printed whole, as wide as it is.
+        console = Console(width=UNBOUNDED_WIDTH)
+    console.print(table)
+
+
+UNBOUNDED_WIDTH = 1 << 20
+
+
+def _print_json_lines(read: ReadRows) -> None:
+    # One object per line, not one array: jq reads a stream of values as it
+    # comes, `head`/`grep`/`wc -l` work per row, and DuckDB's read_json takes
+    # it back as is (newline-delimited), like `probe attach -o jsonl`.
+    keys = [json.dumps(k) for k in _unique_names(read.columns)]
+    is_json = [t == "JSON" for t in read.types]
+    out = sys.stdout
+    for row in read.rows:
+        out.write("{" + ",".join(f"{k}:{_json_text(json.loads(v, parse_float=Decimal) if j and v is not None else v)}"
+                                 for k, j, v in zip(keys, is_json, row)) + "}\n")
+
+
+def _unique_names(columns: list[str]) -> list[str]:
+    """Keys of a JSON object must differ (a join's two `session_id`s): later
+    ones get `_1`, `_2`, as DuckDB names them in a subquery."""
+    taken: set[str] = set()
+    names = []
+    for column in columns:
+        name, n = column, 0
+        while name in taken:
+            n += 1
+            name = f"{column}_{n}"
+        taken.add(name)
+        names.append(name)
+    return names
+
+
+def _json_text(value) -> str:
+    """A value as JSON text. Integers stay exact (BIGINT, HUGEINT: Python's
+    json writes every digit) and DECIMALs stay numbers; strings are written
+    ASCII-only, escapes JSON's own, so a terminal showing them is safe and a
+    parser gets every character back."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return json.dumps(value)
+    if isinstance(value, float):
+        # JSON has no NaN or Infinity: strings, as db.query replies them.
+        return json.dumps(value if math.isfinite(value) else str(value))
+    if isinstance(value, Decimal):
+        return str(value) if value.is_finite() else json.dumps(str(value))
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_json_text(v) for v in value) + "]"
+    if isinstance(value, dict):  # STRUCT, MAP (keys as text)
+        return "{" + ",".join(f"{json.dumps(str(k))}:{_json_text(v)}" for k, v in value.items()) + "}"
+    return json.dumps(_scalar_text(value))
+
+
+def _scalar_text(value) -> str:
+    if isinstance(value, (datetime, date, time_of_day)):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)  # UUID, INTERVAL, DECIMAL, numbers
+
+
+def _print_csv(read: ReadRows) -> None:
+    from .terminal import safe_text
+
+    # The data as it is for a pipe or a file; escaped only when a terminal
+    # would act on its control characters instead of showing them.
+    shown = safe_text if sys.stdout.isatty() else str
+    sys.stdout.flush()
+    # UTF-8 whatever the locale: what a program reads back is the stored text.
+    out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="")
+    try:
+        # "\n" rather than RFC 4180's "\r\n": Unix tools read lines; every
+        # CSV reader takes either. Newlines inside values are quoted, kept.
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow([shown(c) for c in read.columns])
+        for row in read.rows:
+            writer.writerow([shown(_csv_text(v)) for v in row])
+        out.flush()
+    finally:
+        out.detach()
+
+
+def _csv_text(value) -> str:
+    """NULL is an empty field; lists and structs are their JSON text."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple, dict)):
+        return _json_text(value)
+    return _scalar_text(value)

@@ -40,7 +40,8 @@ export interface TraceOptions {
 }
 
 /**
- * What the agent attached, from {@linkcode ProbeStream.ready}.
+ * What the agent attached, from {@linkcode ProbeStream.ready}. Plain data:
+ * `JSON.stringify` takes it as is.
  *
  * @example
  * ```ts ignore
@@ -49,8 +50,11 @@ export interface TraceOptions {
  * ```
  */
 export interface Subscription {
-  /** The agent's id of this subscription, also in each EventBatch. */
-  subscriptionId: bigint;
+  /**
+   * The agent's id of this subscription, also in each EventBatch. Agents
+   * count them up from 1, so a number holds it exactly.
+   */
+  subscriptionId: number;
   /** Every function the name (or wildcard) matched. */
   functionNames: string[];
   /** Arguments captured per event. */
@@ -174,8 +178,17 @@ export class ProbeStream implements AsyncIterableIterator<ProbeEvent> {
         const frame = await session.frames.next();
         if (frame === null) throw closedError();
         const reply = unwrap(Response.decode(frame), "subscribe");
+        // A number, not a bigint: JSON.stringify throws on a bigint, and
+        // an id is compared and logged, never computed with. One past 2^53
+        // would be rounded into another id: refused instead.
+        if (reply.subscriptionId > BigInt(Number.MAX_SAFE_INTEGER)) {
+          throw new CoralError(
+            "INTERNAL",
+            `the agent's subscription id ${reply.subscriptionId} is past 2^53`,
+          );
+        }
         this.#info = {
-          subscriptionId: reply.subscriptionId,
+          subscriptionId: Number(reply.subscriptionId),
           functionNames: reply.functionNames,
           nargs: reply.nargs,
           hasReturn: reply.hasReturn,

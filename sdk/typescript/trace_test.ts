@@ -9,7 +9,9 @@ import { encodeFrame } from "./_framing.ts";
 import { checkWork, collect, hasAgent } from "./_real_agent.ts";
 import {
   batchFrame,
+  HELLO_REPLY,
   streamScript,
+  subscribeReplyFrame,
   withScriptedPeer,
   workBatch,
 } from "./_scripted_peer.ts";
@@ -86,6 +88,38 @@ Deno.test("stream parsing: a connection closed without an end batch rejects with
   );
 });
 
+Deno.test("ready(): what it resolves to goes through JSON.stringify and back unchanged", async () => {
+  await withScriptedPeer([streamScript([])], async () => {
+    const stream = coral.trace.uprobe("coral_work", { args: 2 });
+    const info = await stream.ready();
+    stream.close();
+    assertEquals(
+      JSON.stringify(info),
+      '{"subscriptionId":1,"functionNames":["coral_work"],"nargs":2,"hasReturn":true}',
+    );
+    assertEquals(JSON.parse(JSON.stringify(info)), info);
+  });
+});
+
+Deno.test("ready(): a subscription id past 2^53 is refused, not rounded into another", async () => {
+  const unsafe = 2n ** 53n + 1n;
+  await withScriptedPeer([{
+    steps: [
+      { afterFrames: 1, write: [HELLO_REPLY] },
+      {
+        afterFrames: 2,
+        write: [subscribeReplyFrame({ subscriptionId: unsafe })],
+      },
+    ],
+  }], async (peer) => {
+    const e = await assertRejects(coral.trace.uprobe("coral_work").ready());
+    assert(e instanceof coral.CoralError && e.code === "INTERNAL", String(e));
+    assert(e.message.includes(String(unsafe)), e.message);
+    await peer.settled();
+    assert(peer.connections[0].closedByClient);
+  });
+});
+
 Deno.test("stream parsing: a corrupt batch rejects instead of yielding garbage", async () => {
   // Five timestamp bytes: not a whole fixed64.
   const corrupt = encodeFrame(new Uint8Array([0x12, 0x05, 1, 2, 3, 4, 5]));
@@ -133,7 +167,11 @@ Deno.test({
   async fn() {
     const stream = coral.trace.uprobe("coral_work", { args: 2 });
     const info = await stream.ready();
-    assert(info.subscriptionId > 0n, `id ${info.subscriptionId}`);
+    assert(
+      Number.isSafeInteger(info.subscriptionId) && info.subscriptionId > 0,
+      `id ${info.subscriptionId}`,
+    );
+    assertEquals(JSON.parse(JSON.stringify(info)), info);
     assertEquals(info.functionNames, ["coral_work"]);
     assertEquals(info.nargs, 2);
     assertEquals(info.hasReturn, true);
