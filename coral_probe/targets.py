@@ -7,6 +7,8 @@ import subprocess
 from dataclasses import dataclass
 
 from .errors import CoralError, NotFound
+from .libraries import linked_files
+from .terminal import safe_text
 
 
 @dataclass(frozen=True)
@@ -30,23 +32,60 @@ def _library_in_ldconfig(name: str) -> str | None:
     from bcc import BPF
     stem = name[3:] if name.startswith("lib") else name
     stem = stem.split(".so")[0]
-    found = BPF.find_library(stem)
+    found = BPF.find_library(stem.encode())
     return found.decode() if found else None
 
 
-def _library_in_process(name: str, pid: int) -> str | None:
+def _is_short_name_of(name: str, path: str) -> bool:
+    """`libz`, `z`, `libz.so.1` all name `.../libz.so.1.2.13` (and `libc` an old `libc-2.31.so`)."""
     stem = name[3:] if name.startswith("lib") else name
     stem = stem.split(".so")[0]
+    base = os.path.basename(path)
+    return base == name or base.startswith(f"lib{stem}.so") or (base.startswith(f"lib{stem}-") and ".so" in base)
+
+
+def loaded_files(pid: int | None = None, *, program: str | None = None) -> list[str]:
+    """The executable and libraries of a target, as paths coral can open.
+
+    `program`: a command coral is about to start (its pid, if any, is a shell
+    held before its exec, whose maps say nothing about the command): what ld.so
+    will load for it with coral's environment, which the command inherits.
+    `pid`: what the running process maps with code, read through its own root
+    so a container's files are its own, not the host's."""
+    if program is not None:
+        return [os.path.realpath(program), *linked_files(program, env=os.environ)]
+    if pid is None:
+        raise ValueError("loaded_files needs a pid or a program")
+    found: dict[str, None] = {}
     try:
         with open(f"/proc/{pid}/maps") as maps:
-            paths = {line.split(None, 5)[5].strip() for line in maps if len(line.split(None, 5)) == 6}
+            for line in maps:
+                fields = line.split(None, 5)
+                # Executable mappings only: data files (locale-archive, caches) are not code.
+                if len(fields) == 6 and "x" in fields[1] and fields[5].startswith("/"):
+                    found[f"/proc/{pid}/root{fields[5].rstrip()}"] = None
     except OSError:
-        return None
-    for path in sorted(paths):
-        base = os.path.basename(path)
-        if base == name or base.startswith(f"lib{stem}.so") or base.startswith(f"lib{stem}-"):
-            return path
-    return None
+        pass  # gone: its probes fail on their own
+    return list(found)
+
+
+def _library_loaded(spec: str, pid: int | None, program: str | None) -> str | None:
+    by_file: dict[tuple[int, int], str] = {}
+    for path in loaded_files(pid, program=program):
+        if _is_short_name_of(spec, path):
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            by_file.setdefault((st.st_dev, st.st_ino), path)
+    if len(by_file) > 1:
+        if program is not None:
+            where, shown = f"the command {os.path.basename(program)}", sorted(by_file.values())
+        else:
+            where, shown = f"pid {pid}", sorted(p.removeprefix(f"/proc/{pid}/root") for p in by_file.values())
+        raise CoralError(f"{spec} names {len(shown)} different files loaded by {where}: "
+                         f"{', '.join(shown)}; give the path of one")
+    return next(iter(by_file.values()), None)
 
 
 def check_pid(pid: int) -> None:
@@ -54,19 +93,25 @@ def check_pid(pid: int) -> None:
         raise NotFound(f"no process with pid {pid}")
 
 
-def resolve_binary(spec: str, pid: int | None = None) -> Target:
-    """A path, a command on $PATH, or a library short name (`libc`, `pthread`)."""
+def resolve_binary(spec: str, pid: int | None = None, *, program: str | None = None) -> Target:
+    """A path, a command on $PATH, or a library short name (`libc`, `z`, `libpython3.11`).
+
+    A short name is the library the target loads: the one process `pid` maps
+    or, with `program` (see `loaded_files`), the one that command will load;
+    probing another same-named file (e.g. what ld.so's cache names, when the
+    program has its own copy through RUNPATH) would see none of its calls.
+    Only when the target has no such library (it may dlopen one later) or
+    there is no target do `$PATH` and ld.so's cache decide, as for bcc tools."""
     if pid is not None:
         check_pid(pid)
     candidates = []
     if "/" in spec or os.path.exists(spec):
         candidates.append(spec)
     else:
-        if pid is not None:
-            in_process = _library_in_process(spec, pid)
-            if in_process:
-                # Through the process's root: correct inside containers too.
-                candidates.append(f"/proc/{pid}/root{in_process}")
+        if pid is not None or program is not None:
+            loaded = _library_loaded(spec, pid, program)
+            if loaded:
+                candidates.append(loaded)
         which = shutil.which(spec)
         if which:
             candidates.append(which)
@@ -82,16 +127,50 @@ def resolve_binary(spec: str, pid: int | None = None) -> Target:
     raise NotFound(f"binary not found: {spec}")
 
 
+def _process_name(pid: int) -> str:
+    """What the process was started as: its comm is the name it was exec'd by
+    (a symlink's own name), cut at 15 bytes; argv[0] gives it in full."""
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as f:
+            comm = f.read().rstrip(b"\n").decode(errors="replace")
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv0 = os.path.basename(f.read().split(b"\0")[0].decode(errors="replace"))
+    except OSError:
+        return ""
+    return argv0 if len(comm) == 15 and argv0.startswith(comm) else comm
+
+
 def resolve_pid(pid: int) -> Target:
     check_pid(pid)
     exe = f"/proc/{pid}/exe"
     try:
-        display = os.readlink(exe)
+        real = os.readlink(exe)
     except OSError as e:
         raise CoralError(f"cannot read the executable of pid {pid}: {e.strerror}") from None
+    # The user knows the process by the name it runs as (redis-server), which
+    # a symlink makes differ from its file (/usr/bin/redis-check-rdb): both.
+    # Either may be any bytes the process chose: made safe for a terminal.
+    name = _process_name(pid)
+    display = real if name in ("", os.path.basename(real.removesuffix(" (deleted)"))) else f"{name} ({real})"
     # /proc/PID/exe is the process's own inode, whatever mount namespace it
     # lives in, so it is both the symbol source and the attach path.
-    return Target(path=exe, pid=pid, display=display)
+    return Target(path=exe, pid=pid, display=safe_text(display))
+
+
+def _command_path(argv: list[str]) -> str:
+    if not argv:
+        raise CoralError("no command given after --")
+    program = shutil.which(argv[0]) if "/" not in argv[0] else argv[0]
+    if not program or not os.path.isfile(program):
+        raise CoralError(f"command not found: {argv[0]}")
+    if not os.access(program, os.X_OK):
+        raise CoralError(f"not executable: {argv[0]}")
+    return program
+
+
+def command_program(argv: list[str]) -> str:
+    """The file `-- COMMAND` will run (symlinks resolved), found as the shell finds it."""
+    return os.path.realpath(_command_path(argv))
 
 
 class LaunchedCommand:
@@ -99,13 +178,9 @@ class LaunchedCommand:
     probes are in place before its first instruction runs."""
 
     def __init__(self, argv: list[str], *, stdout=None):
-        if not argv:
-            raise CoralError("no command given after --")
-        program = shutil.which(argv[0]) if "/" not in argv[0] else argv[0]
-        if not program or not os.path.isfile(program):
-            raise CoralError(f"command not found: {argv[0]}")
-        if not os.access(program, os.X_OK):
-            raise CoralError(f"not executable: {argv[0]}")
+        # Exec'd by the name found, not the resolved file: a multi-call binary
+        # or a launcher behind a symlink goes by the name it is started as.
+        program = _command_path(argv)
         self.program = os.path.realpath(program)
         read_end, self._write_end = os.pipe()
         # The child waits in sh for one byte, then execs the command in place

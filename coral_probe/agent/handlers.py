@@ -149,9 +149,9 @@ class Handlers:
         pid = ctx.target.pid
         if binary:
             self.policy.check_binary(binary, ctx.target)
-            target = resolve_binary(binary, pid)
+            target = resolve_binary(binary, pid, program=ctx.target.program)
         elif ctx.target.binary:
-            target = resolve_binary(ctx.target.binary, pid)
+            target = resolve_binary(ctx.target.binary, pid, program=ctx.target.program)
         elif pid:
             target = resolve_pid(pid)
         else:

@@ -64,7 +64,7 @@ class ProbePolicy:
         whether or not it exists, so a refusal tells nothing about the file."""
         from ..targets import resolve_binary
 
-        path = spec if "/" in spec else resolve_binary(spec, target.pid).path
+        path = spec if "/" in spec else resolve_binary(spec, target.pid, program=target.program).path
         identity = _identity(path)
         if identity is not None and identity in _target_files(target):
             return
@@ -99,8 +99,11 @@ def _target_files(target: "AgentTarget") -> set[tuple[int, int]]:
 
     paths: list[str] = []
     if target.binary:
-        binary = resolve_binary(target.binary, target.pid).path
+        binary = resolve_binary(target.binary, target.pid, program=target.program).path
         paths += [binary, *linked_files(binary)]
+    if target.program and target.program != target.binary:
+        # `--binary LIB -- CMD`: the command is the target too.
+        paths += [target.program, *linked_files(target.program)]
     if target.pid:
         paths += _process_files(target.pid)
     return {i for i in map(_identity, paths) if i is not None}
