@@ -32,8 +32,23 @@ static __always_inline u64 coral_count(int slot)
 	return ++(*c);
 }
 
+/* control[0] is set by coral the instant a session stops (Ctrl-C, SIGTERM,
+ * --duration): from then on the programs count and send nothing, so the
+ * session ends at that instant although detaching takes ~0.1 s per uprobe
+ * here, and the counters read after the detach describe that instant. */
+BPF_ARRAY(control, u32, 1);
+
+static __always_inline int coral_stopped(void)
+{
+	int zero = 0;
+	u32 *stopped = control.lookup(&zero);
+	return stopped && *stopped;
+}
+
 static __always_inline int coral_wanted(u64 pid_tgid)
 {
+	if (coral_stopped())
+		return 0;
 #if CORAL_FILTER_TGID
 	/* Also filtered in the kernel, not only by the perf event's pid:
 	 * a shared library's uprobe fires for every process mapping it. */

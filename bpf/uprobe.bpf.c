@@ -2,7 +2,9 @@
  *
  * Entry stores (timestamp, args) keyed by (thread, call frame, probe) and
  * the return pairs with it, so recursion and nested probed functions pair
- * correctly; latency filtering happens here, before the ring buffer.
+ * correctly; latency filtering happens here, before the ring buffer. The
+ * counters (bpf/coral_event.h) account for every hit: a recorded entry is
+ * "opened" and later "closed" by its return or by unwinding past it.
  * coral_probe/bpf_source.py appends one CORAL_PROBE(id) line per function. */
 #include <uapi/linux/ptrace.h>
 #include "coral_common.h"
@@ -56,7 +58,7 @@ struct coral_open_call {
 };
 struct coral_call_stack {
 	u32 depth;
-	u32 pad;
+	u32 too_deep; /* entries not recorded (past CORAL_MAX_DEPTH) whose return is still to come */
 	struct coral_open_call calls[CORAL_MAX_DEPTH];
 };
 BPF_TASK_STORAGE(call_stacks, struct coral_call_stack);
@@ -134,17 +136,25 @@ static __always_inline int coral_on_entry(struct pt_regs *ctx, u32 probe_id)
 	coral_frame(ctx, &key, PT_REGS_SP(ctx));
 	struct coral_entry entry = { .ts = bpf_ktime_get_ns() };
 	coral_read_args(ctx, entry.args);
+	if (entries.lookup(&key)) {
+		/* An earlier call in this frame never returned (its goroutine
+		 * unwound by a panic): replaced here, counted as unwound. */
+		coral_count(CORAL_CNT_CLOSED);
+		coral_count(CORAL_CNT_UNPAIRED);
+	}
 	entries.update(&key, &entry);
+	coral_count(CORAL_CNT_OPENED);
 	return 0;
 #elif CORAL_WITH_RETURN
 	struct coral_call_stack *stack = call_stacks.task_storage_get(
 		bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!stack) {
-		coral_count(CORAL_CNT_UNPAIRED);
+		coral_count(CORAL_CNT_LOST);
 		return 0;
 	}
 	u32 depth = stack->depth;
 	if (depth >= CORAL_MAX_DEPTH) {
+		stack->too_deep++;
 		coral_count(CORAL_CNT_TOO_DEEP);
 		return 0;
 	}
@@ -154,6 +164,7 @@ static __always_inline int coral_on_entry(struct pt_regs *ctx, u32 probe_id)
 	call->entry.ts = bpf_ktime_get_ns();
 	coral_read_args(ctx, call->entry.args);
 	stack->depth = depth + 1;
+	coral_count(CORAL_CNT_OPENED);
 	return 0;
 #else
 	s64 args[CORAL_MAX_ARGS];
@@ -171,11 +182,16 @@ static __always_inline void coral_finish(u32 probe_id, u64 pid_tgid, struct cora
 		coral_submit(probe_id, pid_tgid, entry->ts, duration, entry->args, ret, CORAL_EV_HAS_RETURN);
 }
 
-/* A return whose entry was sampled out is expected; any other is counted. */
-static __always_inline void coral_unpaired(void)
+/* A return whose entry was never recorded: its call began before the entry
+ * probe was attached. Go return probes sit on RET instructions and see every
+ * such call; a uretprobe sees only those entered between its own attach and
+ * the entry probe's (attached in that order, so that no call is recorded
+ * without its return). With --sample the entry may have been sampled out
+ * instead, so nothing is counted. */
+static __always_inline void coral_not_opened(void)
 {
 	if (CORAL_SAMPLE <= 1)
-		coral_count(CORAL_CNT_UNPAIRED);
+		coral_count(CORAL_CNT_BEFORE_ATTACH);
 }
 
 static __always_inline int coral_on_return(struct pt_regs *ctx, u32 probe_id)
@@ -189,15 +205,16 @@ static __always_inline int coral_on_return(struct pt_regs *ctx, u32 probe_id)
 	coral_frame(ctx, &key, entry_sp);
 	struct coral_entry *entry = entries.lookup(&key);
 	if (!entry) {
-		coral_unpaired();
+		coral_not_opened();
 		return 0;
 	}
+	coral_count(CORAL_CNT_CLOSED);
 	coral_finish(probe_id, pid_tgid, entry, PT_REGS_RC(ctx));
 	entries.delete(&key);
 #else
 	struct coral_call_stack *stack = call_stacks.task_storage_get(bpf_get_current_task_btf(), 0, 0);
 	if (!stack) {
-		coral_unpaired();
+		coral_not_opened();
 		return 0;
 	}
 	/* Stacks grow down: open calls deeper than this frame never returned
@@ -211,13 +228,18 @@ static __always_inline int coral_on_return(struct pt_regs *ctx, u32 probe_id)
 		if (call->frame > entry_sp)
 			break;
 		stack->depth = depth - 1;
+		coral_count(CORAL_CNT_CLOSED);
 		if (call->frame == entry_sp && call->probe_id == probe_id) {
 			coral_finish(probe_id, pid_tgid, &call->entry, PT_REGS_RC(ctx));
 			return 0;
 		}
 		coral_count(CORAL_CNT_UNPAIRED);
 	}
-	coral_unpaired();
+	if (stack->too_deep) {
+		stack->too_deep--; /* the return of an entry counted as too deep */
+		return 0;
+	}
+	coral_not_opened();
 #endif
 	return 0;
 }

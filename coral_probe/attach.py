@@ -134,6 +134,14 @@ class Attachment:
         table = self.bpf[b"counters"]
         return {name: int(table.sum(i).value) for i, name in enumerate(_native.COUNTER_NAMES)}
 
+    def stop_counting(self) -> None:
+        """The session's end, at once: every program returns before counting
+        or sending anything (bpf/coral_common.h `control`)."""
+        import ctypes
+
+        if self.bpf is not None:
+            self.bpf[b"control"][ctypes.c_int(0)] = ctypes.c_uint32(1)
+
     def detach_probes(self) -> None:
         """Stops new hits while the maps stay readable (counters, ring buffer)."""
         bpf = self.bpf

@@ -1,6 +1,7 @@
 """What a person sees while probing: a live rich table, or JSON lines with a
 summary on stderr. Views get whole batches, never single events."""
 
+import os
 import sys
 import time
 from collections import deque
@@ -12,6 +13,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from .accounting import Accounting
 from .durations import format_ns
 from .terminal import safe_text
 
@@ -61,16 +63,10 @@ class SlowestRecent:
         return sorted(self.calls, key=lambda c: -c.duration_ns)[: self.keep]
 
 
-def summary_line(snapshot: Snapshot, stored: str) -> str:
-    c, s = snapshot.counters, snapshot.stats
-    parts = [f"{snapshot.events} events in {snapshot.elapsed_s:.1f}s ({snapshot.rate:,.0f}/s)",
-             f"hits {c.get('hits', 0)}", f"lost {c.get('lost', 0)}"]
-    if c.get("filtered"):
-        parts.append(f"filtered {c['filtered']}")
-    if c.get("unpaired"):
-        parts.append(f"unpaired returns {c['unpaired']}")
-    if c.get("too_deep"):
-        parts.append(f"too deep {c['too_deep']}")
+def summary_line(snapshot: Snapshot, accounting: Accounting, stored: str) -> str:
+    s = snapshot.stats
+    parts = [f"{snapshot.events:,} events in {snapshot.elapsed_s:.1f}s ({snapshot.rate:,.0f}/s)",
+             *accounting.summary_parts()]
     if s.get("with_latency"):
         parts.append("latency p50 {} p90 {} p99 {} max {}".format(
             *(format_ns(s[k]) for k in ("p50_ns", "p90_ns", "p99_ns", "max_ns"))))
@@ -80,6 +76,8 @@ def summary_line(snapshot: Snapshot, stored: str) -> str:
 class JsonlView:
     def __init__(self, out=None):
         self.out = out or sys.stdout.buffer
+        self.written = 0
+        self.closed_after: int | None = None
 
     def __enter__(self):
         return self
@@ -88,14 +86,28 @@ class JsonlView:
         return False
 
     def on_batch(self, batch, cols: dict) -> None:
-        self.out.write(batch.jsonl())
-        self.out.flush()
+        if self.closed_after is not None:
+            return
+        try:
+            self.out.write(batch.jsonl())
+            self.out.flush()
+        except BrokenPipeError:
+            # The reader went away (`| head`, a Ctrl-C that reached it): the
+            # session goes on, stored; later writes and the exit-time flush
+            # go nowhere instead of failing.
+            self.closed_after = self.written
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return
+        self.written += len(batch)
 
     def tick(self, snapshot: Snapshot) -> None:
         pass
 
-    def finish(self, snapshot: Snapshot, stored: str) -> None:
-        print(summary_line(snapshot, stored), file=sys.stderr, flush=True)
+    def finish(self, snapshot: Snapshot, accounting: Accounting, stored: str) -> None:
+        if self.closed_after is not None:
+            print(f"coral: stdout was closed after {self.closed_after:,} events; the rest are only in the "
+                  "database", file=sys.stderr)
+        print(summary_line(snapshot, accounting, stored), file=sys.stderr, flush=True)
 
 
 class TableView:
@@ -120,11 +132,11 @@ class TableView:
     def tick(self, snapshot: Snapshot) -> None:
         self.live.update(self._render(snapshot), refresh=True)
 
-    def finish(self, snapshot: Snapshot, stored: str) -> None:
+    def finish(self, snapshot: Snapshot, accounting: Accounting, stored: str) -> None:
         self.live.update(self._render(snapshot, final=True), refresh=True)
         self.live.stop()
         self.console.print()
-        self.console.print(summary_line(snapshot, stored), highlight=False, soft_wrap=True)
+        self.console.print(summary_line(snapshot, accounting, stored), highlight=False, soft_wrap=True)
 
     def _render(self, snap: Snapshot | None, final: bool = False):
         # Function names and paths come from the probed binary: text, never markup.
@@ -133,7 +145,7 @@ class TableView:
             stats.add_column(column, justify="right")
         if snap is not None:
             s = snap.stats
-            stats.add_row(f"{snap.events:,}", f"{snap.rate:,.0f}", f"{snap.counters.get('lost', 0):,}",
+            stats.add_row(f"{snap.events:,}", f"{snap.rate:,.0f}", f"{sum(snap.counters.get(k, 0) for k in ('lost', 'too_deep', 'unpaired')):,}",
                           *(format_ns(s.get(k)) for k in ("p50_ns", "p90_ns", "p99_ns", "max_ns")))
         slow = Table(title="slowest recent calls", title_justify="left", box=None)
         for column in ("duration", "function", "pid", "tid", "args"):

@@ -74,15 +74,19 @@ def plan_functions(target: Target, patterns: list[str], opts: ProbeOptions) -> P
         sample=opts.sample, go_abi=go, filter_tgid=target.pid, ringbuf_pages=opts.ringbuf_pages)
 
     def attach(a: Attachment) -> None:
+        # Return probes first: a call entered between an entry probe and its
+        # uretprobe would be recorded and never see its return. This way a
+        # call's return is missed only if its entry is too (before attach).
         for probe_id, fn in enumerate(functions):
-            a.uprobe(target.path, fn.symbol, probe_id, target.pid)
             if not opts.with_return:
-                continue
+                break
             if go:
                 for offset in returns[fn.symbol]:
                     a.go_return_probe(target.path, fn.symbol, probe_id, target.pid, offset)
             else:
                 a.uretprobe(target.path, fn.symbol, probe_id, target.pid)
+        for probe_id, fn in enumerate(functions):
+            a.uprobe(target.path, fn.symbol, probe_id, target.pid)
 
     notes = ["Go binary: return probes on RET instructions, no uretprobes"] if go and opts.with_return else []
     return Plan("uprobe", [fn.name for fn in functions], opts.nargs, program, attach, target.display, notes)

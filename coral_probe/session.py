@@ -3,23 +3,27 @@ view, stop on the first of duration / command exit / process exit / signal,
 then detach, drain every committed event and account for each one."""
 
 import os
-import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import _native
+from .accounting import Accounting
 from .attach import Attachment, require_privileges
 from .clock import monotonic_to_epoch_offset_ns
 from .errors import CoralError
 from .output import JsonlView, Snapshot, TableView
 from .paths import default_db_path
 from .plan import Plan, ProbeOptions, load_kernel_functions, plan_functions, plan_tracepoints
-from .stopping import StopRequested, raise_on_sigterm
+from .stopping import StopSignals
 from .store import ProbeSessionInfo, Store
 from .targets import LaunchedCommand, Target, check_pid, resolve_binary, resolve_pid
+
+if TYPE_CHECKING:
+    from .agent.subscriptions import AgentTarget
 
 
 @dataclass
@@ -70,58 +74,65 @@ def run_attach(req: AttachRequest) -> int:
     if not req.dump_bpf:
         require_privileges()
     launched: LaunchedCommand | None = None
-    try:
-        # The process filter: for a command, the child held before exec.
-        if req.command:
-            launched = LaunchedCommand(req.command, stdout=sys.stderr if req.output == "jsonl" else None)
-        target = None
-        if req.functions:
-            if launched and req.binary is None:
-                target = launched.target()
-            elif launched:
-                # e.g. `--binary libc -- ./app`: the library, filtered to the command
-                target = replace(resolve_binary(req.binary), pid=launched.pid)
-            elif req.binary is not None:
-                target = resolve_binary(req.binary, req.pid)
-            else:
-                target = resolve_pid(req.pid)
-        elif req.pid is not None:
-            check_pid(req.pid)
-        pid = launched.pid if launched else req.pid
-        plan, attachment = _plan(req, target, pid)
-        if req.dump_bpf:
-            print(plan.program.dump())
-            return 0
-        if attachment is None:
-            attachment = plan.load()
-        return _stream(req, plan, attachment, launched, pid)
-    finally:
-        if launched:
-            launched.release()
-            if launched.process.poll() is None and sys.exc_info()[0] is not None:
-                launched.kill()
+    # From here a signal is a request to stop: one during the compile stops
+    # the session as soon as it is attached, cleanly, instead of tearing it.
+    with StopSignals() as signals:
+        try:
+            # The process filter: for a command, the child held before exec.
+            if req.command:
+                launched = LaunchedCommand(req.command, stdout=sys.stderr if req.output == "jsonl" else None)
+            target = None
+            if req.functions:
+                if launched and req.binary is None:
+                    target = launched.target()
+                elif launched:
+                    # e.g. `--binary libc -- ./app`: the library, filtered to the command
+                    target = resolve_binary(req.binary, launched.pid, program=launched.program)
+                elif req.binary is not None:
+                    target = resolve_binary(req.binary, req.pid)
+                else:
+                    target = resolve_pid(req.pid)
+            elif req.pid is not None:
+                check_pid(req.pid)
+            pid = launched.pid if launched else req.pid
+            plan, attachment = _plan(req, target, pid)
+            if req.dump_bpf:
+                print(plan.program.dump())
+                return 0
+            if attachment is None:
+                attachment = plan.load()
+            return _stream(req, plan, attachment, launched, target, pid, signals)
+        finally:
+            if launched:
+                launched.release()
+                if launched.process.poll() is None and sys.exc_info()[0] is not None:
+                    launched.kill()
 
 
-def _stream(req: AttachRequest, plan: Plan, attachment: Attachment,
-            launched: LaunchedCommand | None, pid: int | None) -> int:
+def _probes(n: int) -> str:
+    return f"{n} probe{'s' if n != 1 else ''}"
+
+
+def _stream(req: AttachRequest, plan: Plan, attachment: Attachment, launched: LaunchedCommand | None,
+            target: Target | None, pid: int | None, signals: StopSignals) -> int:
     db_path = req.db_path or default_db_path()
+    info = ProbeSessionInfo(
+        probe_type=plan.probe_type, target=plan.target, pid=pid, functions=plan.names, nargs=plan.nargs,
+        options={"ret": req.options.with_return, "args": req.options.nargs,
+                 "min_duration_ns": req.options.min_duration_ns, "sample": req.options.sample})
     try:
         store = Store(db_path)
+        session_id = store.begin_probe_session(info)
     except BaseException:
         attachment.detach()
         raise
-    writer = store.begin_probe_session(ProbeSessionInfo(
-        probe_type=plan.probe_type, target=plan.target, pid=pid, functions=plan.names, nargs=plan.nargs,
-        options={"ret": req.options.with_return, "args": req.options.nargs,
-                 "min_duration_ns": req.options.min_duration_ns, "sample": req.options.sample}))
+    writer = store.probe_event_writer(session_id, info)
     consumer = _native.RingConsumer(attachment.ringbuf_fd, plan.names, [plan.nargs] * len(plan.names),
                                     monotonic_to_epoch_offset_ns())
     title = f"coral probe: {', '.join(plan.names[:4])}{' ...' if len(plan.names) > 4 else ''} in {plan.target}"
     view = JsonlView() if req.output == "jsonl" else TableView(title, plan.names, plan.nargs, plan.notes)
-    old_term = raise_on_sigterm()
     started = time.monotonic()
     rate_window: list[tuple[float, int]] = []
-    exit_code = 0
 
     def snapshot() -> Snapshot:
         stats = consumer.stats()
@@ -139,38 +150,55 @@ def _stream(req: AttachRequest, plan: Plan, attachment: Attachment,
         view.on_batch(batch, cols)
 
     counters = attachment.counters()
-    script_agent = _ScriptAgent(req, store, plan, consumer, pid) if req.script else None
+    script_agent = None
+    if req.script:
+        from .agent.subscriptions import AgentTarget
+
+        script_target = AgentTarget(binary=target.path if target else None, pid=pid,
+                                    program=launched.program if launched else None)
+        script_agent = _ScriptAgent(req, store, plan, consumer, script_target)
     if req.output == "jsonl":
-        print(f"coral: attached {attachment.attached} probes for {', '.join(plan.names)} in {plan.target}"
-              f"{f' (pid {pid})' if pid else ''}; session {writer.session_id}", file=sys.stderr, flush=True)
+        print(f"coral: attached {_probes(attachment.attached)} for {', '.join(plan.names)} in {plan.target}"
+              f"{f' (pid {pid})' if pid else ''}; session {session_id}", file=sys.stderr, flush=True)
     try:
         with view:
             if script_agent:
-                script_agent.wait_for_subscription()
+                script_agent.wait_for_subscription(signals.requested)
             if launched:
                 launched.release()
+            started = time.monotonic()
+            deadline = started + req.duration_s if req.duration_s is not None else None
             next_tick = 0.0
-            try:
-                while True:
-                    batch = consumer.poll(100)
-                    if batch is not None:
-                        take(batch)
-                    now = time.monotonic()
-                    if now >= next_tick:
-                        counters = attachment.counters()
-                        view.tick(snapshot())
-                        next_tick = now + 0.25
-                    if req.duration_s is not None and now - started >= req.duration_s:
-                        break
-                    if launched and launched.process.poll() is not None:
-                        break
-                    if not launched and pid is not None and not os.path.exists(f"/proc/{pid}"):
-                        break
-                    if script_agent and script_agent.finished():
-                        break
-            except (KeyboardInterrupt, StopRequested):
-                pass
-            # Detach first so nothing new arrives, then take every committed event.
+            while True:
+                if signals.requested.is_set():
+                    stop_reason = signals.reason or "interrupt"
+                    break
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
+                    stop_reason = "duration"
+                    break
+                if launched and launched.process.poll() is not None:
+                    stop_reason = "command exited"
+                    break
+                if not launched and pid is not None and not os.path.exists(f"/proc/{pid}"):
+                    stop_reason = "process exited"
+                    break
+                if script_agent and script_agent.finished():
+                    stop_reason = "script ended"
+                    break
+                if now >= next_tick:
+                    counters = attachment.counters()
+                    view.tick(snapshot())
+                    next_tick = now + 0.25
+                wait_ms = 100 if deadline is None else max(1, min(100, int((deadline - now) * 1000) + 1))
+                batch = consumer.poll(wait_ms)
+                if batch is not None:
+                    take(batch)
+            # The instant of the stop: the programs count and send nothing more.
+            # Then detach (slow here: ~0.1 s per uprobe), and only then read the
+            # counters, once no program can still be running.
+            attachment.stop_counting()
+            stopped = time.monotonic()
             attachment.detach_probes()
             counters = attachment.counters()
             consumer.stop()
@@ -178,22 +206,20 @@ def _stream(req: AttachRequest, plan: Plan, attachment: Attachment,
                 batch = consumer.poll(100)
                 if batch is not None:
                     take(batch)
+            accounting = Accounting.of(counters, consumer.stats()["events"])
+            store.end_probe_session(session_id, accounting, stop_reason)
             final = snapshot()
-            final.elapsed_s = time.monotonic() - started
-            final.rate = final.events / final.elapsed_s if final.elapsed_s else 0.0
-            writer.finish(counters)
-            view.finish(final, f"{writer.rows} rows in {db_path} (session {writer.session_id})")
+            final.elapsed_s = stopped - started
+            final.rate = final.events / final.elapsed_s if final.elapsed_s > 0 else 0.0
+            view.finish(final, accounting, f"{writer.rows} rows in {db_path} (session {session_id})")
             if script_agent:
-                script_agent.wait_for_script()
+                script_agent.finish(stop_reason, signals)
     finally:
-        signal.signal(signal.SIGTERM, old_term)
         if script_agent:
             script_agent.close()
         attachment.detach()
         store.close()
-    if launched:
-        exit_code = _command_exit_code(launched.process)
-    return exit_code
+    return _command_exit_code(launched.process) if launched else 0
 
 
 def _command_exit_code(process: subprocess.Popen) -> int:
@@ -212,11 +238,10 @@ def _command_exit_code(process: subprocess.Popen) -> int:
 class _ScriptAgent:
     """`--script`: an in-process agent whose script joins this session's probes."""
 
-    def __init__(self, req: AttachRequest, store: Store, plan: Plan, consumer, pid: int | None):
+    def __init__(self, req: AttachRequest, store: Store, plan: Plan, consumer, target: "AgentTarget"):
         from .agent.policy import ProbePolicy, Rule
         from .agent.run import COMMAND_HOLD_S
         from .agent.runtime import AgentRuntime
-        from .agent.subscriptions import AgentTarget
 
         self.hold_s = COMMAND_HOLD_S
         # The operator named these probes: the script may attach them too.
@@ -225,21 +250,28 @@ class _ScriptAgent:
         self.runtime = AgentRuntime(store, policy=policy).__enter__()
         try:
             self.runtime.subscriptions.adopt(plan, consumer)
-            binary = plan.target if plan.probe_type == "uprobe" else None
-            self.run = self.runtime.executor.start(req.script, target=AgentTarget(binary=binary, pid=pid))
+            self.run = self.runtime.executor.start(req.script, target=target)
         except BaseException:
             self.runtime.__exit__(None, None, None)
             raise
 
-    def wait_for_subscription(self) -> None:
-        self.runtime.subscriptions.wait_for_first(self.run.done, self.hold_s)
+    def wait_for_subscription(self, give_up) -> None:
+        self.runtime.subscriptions.wait_for_first(self.run.done, self.hold_s, give_up)
 
     def finished(self) -> bool:
         return self.run.done.is_set()
 
-    def wait_for_script(self) -> None:
-        """The session's streams have ended: the script finishes its own work."""
-        self.run.wait()
+    def finish(self, stop_reason: str, signals: StopSignals) -> None:
+        """The session's streams have ended: the script finishes its own
+        work, within the grace period (none after a second Ctrl-C)."""
+        executor = self.runtime.executor
+        if not self.run.done.is_set():
+            executor.stop(self.run, stop_reason)
+        while not self.run.wait(0.05):
+            if signals.count > 1:
+                executor.stop(self.run, stop_reason, now=True)
+        if self.run.status == "stopped":
+            print(f"coral: script stopped: {self.run.reason}", file=sys.stderr)
 
     def close(self) -> None:
         self.runtime.__exit__(None, None, None)

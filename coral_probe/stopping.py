@@ -1,16 +1,48 @@
-"""SIGTERM stops coral the way Ctrl-C does: detach, drain, account."""
+"""Ctrl-C, SIGTERM and SIGHUP are requests to stop, never exceptions.
+
+Python's default turns SIGINT into a KeyboardInterrupt raised wherever the
+main thread happens to be: inside a DuckDB call (DuckDB checks for signals
+and aborts the statement: "Query interrupted"), between taking a batch from
+the consumer and writing it, in the middle of writing the session's counts.
+Each of those loses events or leaves the session row half-written. Here the
+handler only records the request; the loop that owns the data notices it,
+then detaches, drains, writes and accounts before it exits."""
 
 import signal
+import threading
+
+_REASONS = {signal.SIGINT: "interrupt", signal.SIGTERM: "terminate", signal.SIGHUP: "hangup"}
 
 
-class StopRequested(Exception):
-    """Raised in the main thread when SIGTERM arrives."""
+class StopSignals:
+    """While entered, the signals above set `requested` instead of raising."""
 
+    def __init__(self):
+        self.requested = threading.Event()
+        self.signum: int | None = None
+        self.count = 0  # signals received: a second Ctrl-C may mean "now"
+        self._previous: dict[int, object] = {}
 
-def _raise_stop(signum, frame):
-    raise StopRequested()
+    def __enter__(self) -> "StopSignals":
+        for signum in _REASONS:
+            self._previous[signum] = signal.signal(signum, self._on_signal)
+        return self
 
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
 
-def raise_on_sigterm():
-    """Installs the handler; returns the previous one, for signal.signal to restore."""
-    return signal.signal(signal.SIGTERM, _raise_stop)
+    def _on_signal(self, signum, frame) -> None:
+        self.count += 1
+        if self.signum is None:
+            self.signum = signum
+        self.requested.set()
+
+    @property
+    def reason(self) -> str | None:
+        return None if self.signum is None else _REASONS[signal.Signals(self.signum)]
+
+    @property
+    def exit_code(self) -> int:
+        """What a shell reports for a process ended by that signal."""
+        return 128 + (self.signum or 0)

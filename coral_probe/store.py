@@ -10,10 +10,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from .errors import CoralError, StoreFailed
+
+if TYPE_CHECKING:
+    from .accounting import Accounting
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS probe_sessions (
@@ -25,11 +29,17 @@ CREATE TABLE IF NOT EXISTS probe_sessions (
     pid          INTEGER,
     functions    VARCHAR[] NOT NULL,
     options      JSON,
+    -- hits = delivered + lost + filtered + in_flight_at_stop (coral_probe/accounting.py)
     hits         BIGINT,
     delivered    BIGINT,
-    lost         BIGINT,
+    lost         BIGINT,                  -- ring full, too deep or unwound: every call not reported
     filtered     BIGINT,
-    unpaired     BIGINT
+    unpaired     BIGINT,                  -- of lost: frames unwound without a return
+    too_deep     BIGINT,                  -- of lost: nested past the open-call limit
+    in_flight_at_stop   BIGINT,           -- calls still running when the session stopped
+    in_flight_at_attach BIGINT,           -- returns of calls begun before attach (not hits)
+    stop_reason  VARCHAR,                 -- interrupt, terminate, duration, command exited, ...
+    execution_id VARCHAR                  -- the script execution whose probe this was
 );
 CREATE TABLE IF NOT EXISTS probe_events (
     session_id    VARCHAR NOT NULL,
@@ -93,6 +103,8 @@ CREATE TABLE IF NOT EXISTS system_metrics_local (
 
 # What a script sent past its limits (agent/log_pump.py, agent/handlers.py).
 LIMIT_COLUMNS = ("log_lines_truncated", "log_lines_dropped", "log_bytes_dropped", "emits_refused")
+_SESSION_COLUMNS_ADDED = (("too_deep", "BIGINT"), ("in_flight_at_stop", "BIGINT"),
+                          ("in_flight_at_attach", "BIGINT"), ("stop_reason", "VARCHAR"), ("execution_id", "VARCHAR"))
 # Closing waits this long for queries in flight (interrupted) to give their cursors back.
 CLOSE_WAIT_S = 30.0
 
@@ -139,6 +151,8 @@ class Store:
         self.con.execute("ALTER TABLE script_executions ADD COLUMN IF NOT EXISTS end_reason VARCHAR")
         for column in LIMIT_COLUMNS:
             self.con.execute(f"ALTER TABLE script_executions ADD COLUMN IF NOT EXISTS {column} BIGINT DEFAULT 0")
+        for column, kind in _SESSION_COLUMNS_ADDED:
+            self.con.execute(f"ALTER TABLE probe_sessions ADD COLUMN IF NOT EXISTS {column} {kind}")
         # Scripts query this database: no file, network or extension access
         # through SQL (read_csv('/etc/passwd')), and no SET to undo it.
         self.con.execute("SET enable_external_access = false; SET lock_configuration = true")
@@ -259,13 +273,28 @@ class Store:
                 return
             self.con.close()
 
-    def begin_probe_session(self, info: ProbeSessionInfo) -> "ProbeEventWriter":
+    def begin_probe_session(self, info: ProbeSessionInfo, *, execution_id: str | None = None) -> str:
         session_id = uuid.uuid4().hex[:12]
-        self.con.execute(
-            "INSERT INTO probe_sessions (session_id, started_at, probe_type, target, pid, functions, options)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [session_id, datetime.now(timezone.utc), info.probe_type, info.target, info.pid,
-             info.functions, json.dumps(info.options)])
+        with self._writing() as cur:
+            cur.execute(
+                "INSERT INTO probe_sessions (session_id, started_at, probe_type, target, pid, functions, options,"
+                " execution_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [session_id, datetime.now(timezone.utc), info.probe_type, info.target, info.pid,
+                 info.functions, json.dumps(info.options), execution_id])
+        return session_id
+
+    def end_probe_session(self, session_id: str, accounting: "Accounting", stop_reason: str) -> None:
+        a = accounting
+        with self._writing() as cur:
+            cur.execute(
+                "UPDATE probe_sessions SET ended_at = ?, hits = ?, delivered = ?, lost = ?, filtered = ?,"
+                " unpaired = ?, too_deep = ?, in_flight_at_stop = ?, in_flight_at_attach = ?, stop_reason = ?"
+                " WHERE session_id = ?",
+                [datetime.now(timezone.utc), a.hits, a.delivered, a.lost, a.filtered, a.unwound, a.too_deep,
+                 a.in_flight_at_stop, a.in_flight_at_attach, stop_reason, session_id])
+
+    def probe_event_writer(self, session_id: str, info: ProbeSessionInfo) -> "ProbeEventWriter":
+        """For the thread that opened the store: appends go through its own connection."""
         return ProbeEventWriter(self.con, session_id, info)
 
 
@@ -306,10 +335,3 @@ class ProbeEventWriter:
         finally:
             self.con.unregister("coral_batch")
         self.rows += len(batch)
-
-    def finish(self, counters: dict[str, int]) -> None:
-        self.con.execute(
-            "UPDATE probe_sessions SET ended_at = ?, hits = ?, delivered = ?, lost = ?, filtered = ?,"
-            " unpaired = ? WHERE session_id = ?",
-            [datetime.now(timezone.utc), counters["hits"], self.rows, counters["lost"],
-             counters["filtered"], counters["unpaired"], self.session_id])

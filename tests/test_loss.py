@@ -32,9 +32,9 @@ def test_stalled_consumer_loses_counted_events(coral, targets):
     assert attach.returncode == 0, err
     delivered = len(jsonl(out))
     summary = err.strip().splitlines()[-1]
-    lost = int(re.search(r"lost (\d+)", summary).group(1))
+    lost = int(re.search(r"lost ([\d,]+)", summary).group(1).replace(",", ""))
     assert lost > 0, summary
     assert delivered + lost == calls, summary
-    assert f"hits {calls}" in summary
+    assert f"hits {calls:,}" in summary
     assert coral.query("SELECT count(*) FROM probe_events") == [(delivered,)]
     assert coral.query("SELECT hits, delivered, lost FROM probe_sessions") == [(calls, delivered, lost)]

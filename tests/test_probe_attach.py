@@ -68,7 +68,7 @@ def test_min_duration_filters_in_kernel(coral, targets):
 def test_sample_keeps_exactly_one_in_n(coral, targets):
     result, events = attach_jsonl(coral, "coral_work", "--sample", "10", "--", str(targets["counter"]), "1000")
     assert len(events) == 100, result.stderr
-    assert "hits 1000" in result.stderr and "filtered 900" in result.stderr
+    assert "hits 1,000" in result.stderr and "filtered 900" in result.stderr
 
 
 def test_recursive_calls_pair_by_stack_pointer(coral, targets):

@@ -94,7 +94,7 @@ def _release_and_finish(agent: AgentRuntime, target: subprocess.Popen, runs, sub
     target.stdin.write("go\n")
     target.stdin.flush()
     target.wait(timeout=60)
-    agent.subscriptions.end_all()
+    agent.subscriptions.end_all("test")
     for r in runs:
         assert r.wait(120), "script did not finish"
 
@@ -165,9 +165,10 @@ def test_script_killed_at_its_timeout(coral):
     started = time.monotonic()
     result = coral.run("run", str(SCRIPTS / "loop_forever.ts"), "--timeout", "2")
     assert result.returncode == 124, result.stderr
-    assert "coral: script killed at its timeout (2s)" in result.stderr
+    assert "coral: script stopped: timeout (2s), killed after the 5s grace period" in result.stderr
     assert time.monotonic() - started < 60
-    assert coral.query("SELECT status FROM script_executions") == [("timeout",)]
+    assert coral.query("SELECT status, end_reason FROM script_executions") == [
+        ("timeout", "timeout (2s), killed after the 5s grace period")]
 
 
 def test_unbounded_allocation_stops_at_the_heap_cap(coral):

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,9 @@ AD_HOC_TIMEOUT_S = 60.0
 DAEMON_TIMEOUT_S = 24 * 3600.0
 MAX_CONCURRENT = 5
 STORE_WATCH_S = 0.2
+# At a timeout or a stop, a script's streams end (last events, then an end
+# frame) and it has this long to run the code after its loops and exit.
+STOP_GRACE_S = 5.0
 
 
 @dataclass
@@ -34,12 +38,18 @@ class ScriptRun:
     process: subprocess.Popen
     token: str
     deadline: float
+    timeout_s: float
     copy: ScriptCopy | None = None
     cgroup: ScriptCgroup | None = None
     status: str = "running"
     exit_code: int | None = None
     reason: str | None = None  # why it ended, when not by itself
     done: threading.Event = field(default_factory=threading.Event)
+    # A stop asked from outside (Ctrl-C, an agent shutdown): (status, reason);
+    # `_now` skips the grace period (a second Ctrl-C).
+    _stop: tuple[str, str] | None = None
+    _stopping: threading.Event = field(default_factory=threading.Event)
+    _now: threading.Event = field(default_factory=threading.Event)
     logs: LogBudget = field(default_factory=LogBudget)
     emits: EmitLimits | None = None  # its ExecutionContext's
     _log_threads: list[threading.Thread] = field(default_factory=list)
@@ -50,9 +60,11 @@ class ScriptRun:
 
 
 class Executor:
-    def __init__(self, store, server, sandbox: Sandbox, *, max_concurrent: int = MAX_CONCURRENT,
-                 echo: bool = True):
-        self.store, self.server, self.sandbox = store, server, sandbox
+    def __init__(self, store, server, sandbox: Sandbox, end_streams: Callable[[str], None], *,
+                 max_concurrent: int = MAX_CONCURRENT, echo: bool = True, grace_s: float = STOP_GRACE_S):
+        """`end_streams(execution_id)` ends that run's probe streams: their last events, then an end frame."""
+        self.store, self.server, self.sandbox, self.end_streams = store, server, sandbox, end_streams
+        self.grace_s = grace_s
         self.max_concurrent, self.echo = max_concurrent, echo
         self._running: dict[str, ScriptRun] = {}
         self._lock = threading.Lock()
@@ -102,7 +114,7 @@ class Executor:
             process = subprocess.Popen(command, env=self.sandbox.environment(token, copy), stdin=subprocess.DEVNULL,
                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(copy.directory),
                                        start_new_session=True)
-            run = ScriptRun(execution_id, script, process, token, time.monotonic() + timeout_s, copy, cgroup)
+            run = ScriptRun(execution_id, script, process, token, time.monotonic() + timeout_s, timeout_s, copy, cgroup)
             run.emits = ctx.emits
             self._running[execution_id] = run
         # Recorded while Deno starts (the store may still be opening); the
@@ -144,6 +156,23 @@ class Executor:
         if run.cgroup is not None:
             run.cgroup.kill()
 
+    def stop(self, run: ScriptRun, reason: str, *, now: bool = False) -> None:
+        """Ends the run the way a timeout does: streams end, then the grace
+        period, then a kill. `now` (e.g. a second Ctrl-C) skips the grace."""
+        if run._stop is None:
+            run._stop = ("stopped", reason)
+            run._stopping.set()
+        if now:
+            run._now.set()
+
+    def stop_all(self, reason: str) -> None:
+        with self._lock:
+            runs = list(self._running.values())
+        for run in runs:
+            self.stop(run, reason)
+        for run in runs:
+            run.wait(self.grace_s + 10)
+
     def kill_all(self) -> None:
         with self._lock:
             runs = list(self._running.values())
@@ -152,20 +181,47 @@ class Executor:
         for run in runs:
             run.wait(10)
 
-    def _supervise(self, run: ScriptRun) -> None:
+    @staticmethod
+    def _wait(run: ScriptRun, until: float, wake: threading.Event) -> int | None:
+        """The exit code, or None at `until` or once `wake` is set."""
         while True:
-            remaining = run.deadline - time.monotonic()
-            try:
-                code = run.process.wait(timeout=max(0.0, remaining))
-                break
-            except subprocess.TimeoutExpired:
-                self.kill(run, "timeout")
-                run.reason = "timeout"
+            code = run.process.poll()
+            if code is not None:
+                return code
+            remaining = until - time.monotonic()
+            if remaining <= 0 or wake.is_set():
+                return None
+            wake.wait(min(0.05, remaining))
+
+    def _wind_down(self, run: ScriptRun) -> int:
+        """The run's time is up or it was asked to stop: its streams end, its
+        loops finish and the code after them runs; killed after the grace."""
+        status, reason = run._stop or ("timeout", f"timeout ({run.timeout_s:g}s)")
+        try:
+            self.end_streams(run.execution_id)
+        except Exception as e:  # noqa: BLE001 - the grace period and the kill still follow
+            print(f"coral: ending the script's streams failed: {e}", file=sys.stderr, flush=True)
+        code = self._wait(run, time.monotonic() + self.grace_s, run._now)
+        if code is None:
+            self.kill(run, status)
+            code = run.process.wait()
+            ended = "killed" if run._now.is_set() else f"killed after the {self.grace_s:g}s grace period"
+        else:
+            ended = f"ended within the {self.grace_s:g}s grace period"
+        if run.status == "running":
+            run.status = status
+        run.reason = run.reason or f"{reason}, {ended}"
+        return code
+
+    def _supervise(self, run: ScriptRun) -> None:
+        code = self._wait(run, run.deadline, run._stopping)
+        if code is None:
+            code = self._wind_down(run)
         run._recorder.join()
         for t in run._log_threads:
             t.join(timeout=5)
         limit = run.cgroup.limit_hit() if run.cgroup else None
-        if limit and run.status in ("running", "killed"):
+        if limit and run.status in ("running", "killed", "stopped", "timeout"):
             run.status, run.reason = "failed", limit
             print(f"coral: script stopped: {limit}", file=sys.stderr, flush=True)
         if run.status == "running":

@@ -1,16 +1,14 @@
 """`coral run SCRIPT.ts`: one script against a target, with its own agent."""
 
-import signal
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CoralError
 from ..paths import default_db_path
-from ..stopping import StopRequested, raise_on_sigterm
+from ..stopping import StopSignals
 from ..store_opener import DeferredStore
-from ..targets import LaunchedCommand, check_pid, resolve_binary
+from ..targets import LaunchedCommand, check_pid, command_program, resolve_binary
 from .executor import AD_HOC_TIMEOUT_S, DAEMON_TIMEOUT_S
 from .policy import ProbePolicy
 from .runtime import AgentRuntime
@@ -56,48 +54,56 @@ def run_script(req: RunRequest) -> int:
     if req.pid is not None:
         check_pid(req.pid)
     if req.binary is not None:
-        resolve_binary(req.binary, req.pid)  # fail now, with the CLI's message
+        # Fail now, with the CLI's message; a short name as the command will load it.
+        resolve_binary(req.binary, req.pid, program=command_program(req.command) if req.command else None)
     store = DeferredStore(req.db_path or default_db_path())
-    old_term = raise_on_sigterm()
-    try:
-        with AgentRuntime(store, policy=req.policy) as agent:
-            while True:
-                code = _run_once(agent, req, timeout)
-                if not req.watch:
-                    return code
-                _wait_for_change(req.script)
-    except (KeyboardInterrupt, StopRequested):
-        return 130
-    finally:
-        signal.signal(signal.SIGTERM, old_term)
-        store.close()
+    with StopSignals() as signals:
+        try:
+            with AgentRuntime(store, policy=req.policy) as agent:
+                while True:
+                    code = _run_once(agent, req, timeout, signals)
+                    if signals.requested.is_set():
+                        return signals.exit_code
+                    if not req.watch:
+                        return code
+                    if not _wait_for_change(req.script, signals):
+                        return signals.exit_code
+        finally:
+            store.close()
 
 
-def _run_once(agent: AgentRuntime, req: RunRequest, timeout: float) -> int:
+def _run_once(agent: AgentRuntime, req: RunRequest, timeout: float, signals: StopSignals) -> int:
     launched = LaunchedCommand(req.command) if req.command else None
     try:
-        target = AgentTarget(binary=launched.program if launched else req.binary,
-                             pid=launched.pid if launched else req.pid)
+        # `--binary LIB -- CMD`: LIB as CMD loads it, only in CMD's process.
+        target = AgentTarget(binary=req.binary or (launched.program if launched else None),
+                             pid=launched.pid if launched else req.pid,
+                             program=launched.program if launched else None)
         agent.subscriptions.first_subscription.clear()
         run = agent.executor.start(req.script, target=target, params=req.params, timeout_s=timeout)
         if launched:
-            agent.subscriptions.wait_for_first(run.done, COMMAND_HOLD_S)
+            agent.subscriptions.wait_for_first(run.done, COMMAND_HOLD_S, signals.requested)
             launched.release()
-            while launched.process.poll() is None and not run.done.is_set():
-                time.sleep(0.02)
-            if launched.process.poll() is not None:
+        command_ended = False
+        while not run.done.wait(0.02):
+            if signals.requested.is_set():
+                # Like a timeout: streams end, the script gets its grace
+                # period; a second Ctrl-C kills it at once.
+                agent.executor.stop(run, signals.reason or "interrupt", now=signals.count > 1)
+            elif launched and not command_ended and launched.process.poll() is not None:
                 # The command is gone: streams get their last events and end,
                 # so the script's loops finish and its code after them runs.
-                agent.subscriptions.end_all()
-        run.wait()
+                command_ended = True
+                agent.subscriptions.end_all("command exited")
     except BaseException:
         agent.executor.kill_all()
         raise
     finally:
         if launched:
             launched.kill()
+    if run.status in ("timeout", "stopped"):
+        print(f"coral: script stopped: {run.reason}", file=sys.stderr)
     if run.status == "timeout":
-        print(f"coral: script killed at its timeout ({timeout:g}s)", file=sys.stderr)
         return 124
     if run.exit_code is None:
         return 1
@@ -105,8 +111,11 @@ def _run_once(agent: AgentRuntime, req: RunRequest, timeout: float) -> int:
     return 128 - run.exit_code if run.exit_code < 0 else run.exit_code
 
 
-def _wait_for_change(script: Path) -> None:
+def _wait_for_change(script: Path, signals: StopSignals) -> bool:
+    """True once the script changed; False when asked to stop first."""
     before = script.stat().st_mtime_ns
     print(f"coral: watching {script} for changes (Ctrl-C to stop)", file=sys.stderr)
     while script.stat().st_mtime_ns == before:
-        time.sleep(0.2)
+        if signals.requested.wait(0.2):
+            return False
+    return True

@@ -27,12 +27,12 @@ class AgentRuntime:
             socket_path = str(self.runtime_dir / "sdk.sock")
         self.socket_path = socket_path
         self.sampler = SystemSampler(store)
-        self.subscriptions = Subscriptions(**({"max_queued_events": max_queued_events} if max_queued_events else {}),
-                                           policy=policy)
+        self.subscriptions = Subscriptions(store, **({"max_queued_events": max_queued_events}
+                                                     if max_queued_events else {}), policy=policy)
         self.server = SdkServer(socket_path, Handlers(store, self.sampler, policy), self.subscriptions)
         self.sandbox = Sandbox(socket_path, self.runtime_dir, **({"heap_mb": heap_mb} if heap_mb else {}))
         self.sandbox.prepare_runtime()
-        self.executor = Executor(store, self.server, self.sandbox, echo=echo)
+        self.executor = Executor(store, self.server, self.sandbox, self.subscriptions.end_streams_of, echo=echo)
 
     def __enter__(self) -> "AgentRuntime":
         self.sampler.start()
@@ -42,8 +42,8 @@ class AgentRuntime:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.executor.kill_all()
-        self.subscriptions.end_all()
+        self.executor.stop_all("agent shutdown")
+        self.subscriptions.end_all("agent shutdown")
         self.server.stop()
         self.sampler.stop()
         shutil.rmtree(self.runtime_dir, ignore_errors=True)

@@ -5,6 +5,7 @@ the last; a probe the CLI session attached itself is joined, not owned."""
 
 import fcntl
 import itertools
+import logging
 import socket
 import struct
 import termios
@@ -33,11 +34,16 @@ MAX_SUBSCRIPTIONS = 32
 # other stream of the probe waits for that writer.
 STALLED_STREAM_S = 5.0
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class AgentTarget:
     binary: str | None = None
     pid: int | None = None
+    # The executable of a command coral started: `pid` is a shell held before
+    # exec'ing it, so library names resolve from this, never from pid's maps.
+    program: str | None = None
 
 
 def _unread_bytes(sock: socket.socket) -> int | None:
@@ -76,13 +82,18 @@ class LiveProbe:
     _stop_lock: threading.Lock = field(default_factory=threading.Lock)
 
     owned: bool = True
+    store: object | None = None  # where its probe_sessions row is (owned probes)
+    session_id: str | None = None
 
-    def stop(self) -> None:
-        """Detach, let the consumer drain and send end frames, free the maps."""
+    def stop(self, reason: str) -> None:
+        """Stop counting, detach, let the consumer drain and send end frames,
+        account for every hit in probe_sessions, free the maps."""
         with self._stop_lock:  # the last unsubscribe and end_all may race
             if self.attachment is None:
                 return
+            self.attachment.stop_counting()
             self.attachment.detach_probes()
+            counters = self.attachment.counters()
             self.consumer.stop()
             watch = _StallWatch()
             while not self.consumer.closed:
@@ -94,6 +105,14 @@ class LiveProbe:
                         pass
             self.attachment.detach()
             self.attachment = None
+            if self.session_id is not None:
+                from ..accounting import Accounting
+
+                try:
+                    self.store.end_probe_session(self.session_id, Accounting.of(
+                        counters, self.consumer.stats()["events"]), reason)
+                except CoralError as e:  # the store failed: the executor stops the runs and says why
+                    log.warning("coral: probe session %s not recorded: %s", self.session_id, e)
 
 
 def _options(req: pb.Subscribe) -> "ProbeOptions":
@@ -106,7 +125,8 @@ def _options(req: pb.Subscribe) -> "ProbeOptions":
 
 
 class Subscriptions:
-    def __init__(self, max_queued_events: int = MAX_QUEUED_EVENTS, policy: ProbePolicy = ProbePolicy()):
+    def __init__(self, store, max_queued_events: int = MAX_QUEUED_EVENTS, policy: ProbePolicy = ProbePolicy()):
+        self.store = store
         self.max_queued_events = max_queued_events
         self.policy = policy
         self._lock = threading.Lock()
@@ -142,6 +162,7 @@ class Subscriptions:
                 probe = self._probes.get(key)
                 if probe is None:
                     probe = self._start(req, target)
+                    self._record(probe, req, target, owner)
                     self._probes[key] = probe
             sid = next(self._ids)
             probe.subscribers.add(sid)
@@ -158,11 +179,12 @@ class Subscriptions:
             self._streaming.add(sid)
         self.first_subscription.set()
 
-    def wait_for_first(self, give_up: threading.Event, timeout_s: float) -> None:
-        """Until a first stream is live, `give_up` is set, or `timeout_s` passed."""
+    def wait_for_first(self, give_up: threading.Event, timeout_s: float,
+                       also_give_up: threading.Event | None = None) -> None:
+        """Until a first stream is live, either event is set, or `timeout_s` passed."""
         deadline = time.monotonic() + timeout_s
         while not self.first_subscription.wait(0.05):
-            if give_up.is_set() or time.monotonic() > deadline:
+            if give_up.is_set() or (also_give_up and also_give_up.is_set()) or time.monotonic() > deadline:
                 return
 
     def close(self, sid: int) -> None:
@@ -179,19 +201,52 @@ class Subscriptions:
                 self._probes = {k: p for k, p in self._probes.items() if p is not probe}
         probe.consumer.remove_subscriber(sid)
         if last:
-            probe.stop()
+            probe.stop("closed")
 
-    def end_all(self) -> None:
+    def end_all(self, reason: str) -> None:
         """The target is gone: every stream gets its last events, then its end."""
         with self._lock:
             owned = list({id(p): p for p in self._probes.values()}.values())
             self._probes.clear()
-        # Side by side: a probe whose stream is slow to end delays no other.
-        stops = [threading.Thread(target=p.stop, name="coral-probe-stop", daemon=True) for p in owned]
+        self._stop_side_by_side(owned, reason)
+
+    def end_streams_of(self, owner: str) -> None:
+        """One execution's streams end (its time is up, it was stopped): a
+        probe only it uses stops first, so its last events still reach it;
+        from a shared probe it gets what was queued, then its end frame."""
+        with self._lock:
+            sids = {sid for sid, o in self._owners.items() if o == owner}
+            alone = {id(p): p for sid in sids if (p := self._by_id[sid]).owned and p.subscribers <= sids}
+            self._probes = {k: p for k, p in self._probes.items() if id(p) not in alone}
+        self._stop_side_by_side(list(alone.values()), "script stopped")
+        for sid in sids:
+            self.close(sid)
+
+    @staticmethod
+    def _stop_side_by_side(probes: list[LiveProbe], reason: str) -> None:
+        # A probe whose stream is slow to end delays no other.
+        stops = [threading.Thread(target=p.stop, args=(reason,), name="coral-probe-stop", daemon=True)
+                 for p in probes]
         for t in stops:
             t.start()
         for t in stops:
             t.join()
+
+    def _record(self, probe: LiveProbe, req: pb.Subscribe, target: AgentTarget, owner: str) -> None:
+        """Its probe_sessions row, like a CLI session's: counts at its stop."""
+        from ..store import ProbeSessionInfo
+
+        c = req.config
+        info = ProbeSessionInfo(probe_type=probe.plan.probe_type, target=probe.plan.target,
+                                pid=req.pid or target.pid, functions=probe.plan.names, nargs=probe.plan.nargs,
+                                options={"ret": not c.no_return, "args": c.args,
+                                         "min_duration_ns": c.min_duration_ns, "sample": max(1, c.sample_rate)})
+        try:
+            probe.session_id = self.store.begin_probe_session(info, execution_id=owner)
+        except BaseException:
+            probe.stop("not recorded")
+            raise
+        probe.store = self.store
 
     def active_probes(self) -> int:
         with self._lock:
@@ -225,7 +280,8 @@ class Subscriptions:
         elif req.kind in (pb.PROBE_KIND_UPROBE, pb.PROBE_KIND_URETPROBE):
             binary = req.binary or target.binary
             if binary:
-                resolved = resolve_binary(binary, pid)
+                # A script's own pid is another process: the command's program says nothing of it.
+                resolved = resolve_binary(binary, pid, program=target.program if pid == target.pid else None)
             elif pid:
                 resolved = resolve_pid(pid)
             else:

@@ -5,7 +5,8 @@ pub const COMM_LEN: usize = 16;
 pub const EV_HAS_RETURN: u32 = 1;
 
 /// Slots of the per-CPU `counters` array (CORAL_CNT_*).
-pub const COUNTER_NAMES: [&str; 6] = ["hits", "submitted", "lost", "filtered", "unpaired", "too_deep"];
+pub const COUNTER_NAMES: [&str; 9] =
+    ["hits", "submitted", "lost", "filtered", "unpaired", "too_deep", "opened", "closed", "before_attach"];
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -53,7 +54,7 @@ mod tests {
     use std::mem::{offset_of, size_of};
 
     extern "C" {
-        static coral_event_layout: [std::ffi::c_ulong; 20];
+        static coral_event_layout: [std::ffi::c_ulong; 23];
     }
 
     #[test]
@@ -80,6 +81,9 @@ mod tests {
             3,
             4,
             5,
+            6,
+            7,
+            8,
             COUNTER_NAMES.len(),
         ];
         assert_eq!(c, rust, "bpf/coral_event.h and native/src/event.rs disagree");

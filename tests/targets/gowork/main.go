@@ -1,14 +1,54 @@
 // Go target: main.processItem is called N times; item i sleeps SLEEP_MS ms.
 // Deep recursion in grow() forces goroutine stack growth (stack copying),
 // which is what makes uretprobes crash Go programs.
+// `gowork hold`: lines on stdin drive calls that stay in flight: "hold"
+// starts a goroutine inside main.hold, "release" lets every held call return;
+// each is answered ("held N", "released N") once the calls are in or out.
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 )
+
+//go:noinline
+func hold(release chan struct{}, inside *sync.WaitGroup) int {
+	inside.Done()
+	<-release
+	return 1
+}
+
+func holdMode() {
+	release := make(chan struct{})
+	var inside, returned sync.WaitGroup
+	held := 0
+	fmt.Println("ready")
+	lines := bufio.NewScanner(os.Stdin)
+	for lines.Scan() {
+		switch lines.Text() {
+		case "hold":
+			inside.Add(1)
+			returned.Add(1)
+			go func(ch chan struct{}) {
+				hold(ch, &inside)
+				returned.Done()
+			}(release)
+			inside.Wait()
+			held++
+			fmt.Println("held", held)
+		case "release":
+			close(release)
+			returned.Wait()
+			fmt.Println("released", held)
+			held = 0
+			release = make(chan struct{})
+		}
+	}
+}
 
 //go:noinline
 func grow(depth int) int {
@@ -33,6 +73,10 @@ func processItem(id int, sleepMs int) int {
 }
 
 func main() {
+	if os.Args[1] == "hold" {
+		holdMode()
+		return
+	}
 	n, _ := strconv.Atoi(os.Args[1])
 	sleepMs, _ := strconv.Atoi(os.Args[2])
 	done := make(chan int)
