@@ -166,8 +166,8 @@ def _stream(req: AttachRequest, plan: Plan, attachment: Attachment, launched: La
                 script_agent.wait_for_subscription(signals.requested)
             if launched:
                 launched.release()
-            started = time.monotonic()
-            deadline = started + req.duration_s if req.duration_s is not None else None
+            # --duration counts from here, once a command runs; the rate, from the attach.
+            deadline = time.monotonic() + req.duration_s if req.duration_s is not None else None
             next_tick = 0.0
             while True:
                 if signals.requested.is_set():
@@ -247,7 +247,9 @@ class _ScriptAgent:
         # The operator named these probes: the script may attach them too.
         policy = ProbePolicy(tuple(Rule("kernel", name) for name in req.kernel_functions)
                              + tuple(Rule("tracepoint", name) for name in req.tracepoints))
-        self.runtime = AgentRuntime(store, policy=policy).__enter__()
+        # In jsonl mode stdout is the session's JSON lines: the script prints on stderr.
+        self.runtime = AgentRuntime(store, policy=policy,
+                                    script_stdout=sys.stderr if req.output == "jsonl" else None).__enter__()
         try:
             self.runtime.subscriptions.adopt(plan, consumer)
             self.run = self.runtime.executor.start(req.script, target=target)

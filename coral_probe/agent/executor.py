@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from ..errors import CoralError
 from ..store_opener import script_id_of
@@ -61,8 +62,11 @@ class ScriptRun:
 
 class Executor:
     def __init__(self, store, server, sandbox: Sandbox, end_streams: Callable[[str], None], *,
-                 max_concurrent: int = MAX_CONCURRENT, echo: bool = True, grace_s: float = STOP_GRACE_S):
-        """`end_streams(execution_id)` ends that run's probe streams: their last events, then an end frame."""
+                 max_concurrent: int = MAX_CONCURRENT, echo: bool = True, grace_s: float = STOP_GRACE_S,
+                 script_stdout: TextIO | None = None):
+        """`end_streams(execution_id)` ends that run's probe streams: their last events, then an end frame.
+        With `echo`, scripts' output is shown: stderr on stderr, stdout on `script_stdout` (default: stdout)."""
+        self.script_stdout = script_stdout
         self.store, self.server, self.sandbox, self.end_streams = store, server, sandbox, end_streams
         self.grace_s = grace_s
         self.max_concurrent, self.echo = max_concurrent, echo
@@ -124,8 +128,10 @@ class Executor:
         recorder.start()
         run._recorder = recorder
         for stream in ("stdout", "stderr"):
+            sink = (self.script_stdout or sys.stdout) if stream == "stdout" else sys.stderr
             t = threading.Thread(target=pump, args=(getattr(process, stream), stream, execution_id, self.store,
-                                                    run.logs, self.echo), name=f"coral-log-{stream}", daemon=True)
+                                                    run.logs, sink if self.echo else None),
+                                 name=f"coral-log-{stream}", daemon=True)
             t.start()
             run._log_threads.append(t)
         threading.Thread(target=self._supervise, args=(run,), name="coral-script", daemon=True).start()

@@ -3,12 +3,11 @@ at once: a script may write gigabytes without a newline), cut into lines,
 stored and echoed within limits. What is past a limit is counted for
 `script_executions`, never held in memory."""
 
-import sys
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import BinaryIO
+from typing import BinaryIO, TextIO
 
 from ..errors import StoreFailed
 from ..terminal import safe_text
@@ -72,9 +71,9 @@ def _lines(source: BinaryIO):
         yield bytes(line), cut
 
 
-def pump(source: BinaryIO, stream: str, execution_id: str, store, budget: LogBudget, echo: bool) -> None:
-    """Until `source` ends: each admitted line is stored and, with `echo`, shown."""
-    sink = sys.stdout if stream == "stdout" else sys.stderr
+def pump(source: BinaryIO, stream: str, execution_id: str, store, budget: LogBudget, sink: TextIO | None) -> None:
+    """Until `source` ends: each admitted line is stored and, with a `sink`, shown."""
+    echo = sink is not None
     pending: list[tuple[datetime, str, str]] = []
     last_flush = time.monotonic()
     storing = True

@@ -4,6 +4,7 @@ executor. Used by `coral run`, `coral probe attach --script` and `coral agent`."
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TextIO
 
 from .executor import Executor
 from .handlers import Handlers
@@ -17,7 +18,7 @@ from .system_metrics import SystemSampler
 class AgentRuntime:
     def __init__(self, store, *, socket_path: str | None = None, echo: bool = True,
                  heap_mb: int | None = None, max_queued_events: int | None = None,
-                 policy: ProbePolicy = ProbePolicy()):
+                 policy: ProbePolicy = ProbePolicy(), script_stdout: TextIO | None = None):
         self.store = store
         # Short (AF_UNIX paths are limited to 108 bytes) and the agent's own:
         # the socket, Deno's cache and the copies of the scripts that run.
@@ -32,7 +33,8 @@ class AgentRuntime:
         self.server = SdkServer(socket_path, Handlers(store, self.sampler, policy), self.subscriptions)
         self.sandbox = Sandbox(socket_path, self.runtime_dir, **({"heap_mb": heap_mb} if heap_mb else {}))
         self.sandbox.prepare_runtime()
-        self.executor = Executor(store, self.server, self.sandbox, self.subscriptions.end_streams_of, echo=echo)
+        self.executor = Executor(store, self.server, self.sandbox, self.subscriptions.end_streams_of, echo=echo,
+                                 script_stdout=script_stdout)
 
     def __enter__(self) -> "AgentRuntime":
         self.sampler.start()
