@@ -103,20 +103,20 @@ class Attachment:
             raise CoralError(f"cannot attach {what}: {e}") from None
         self.attached += 1
 
-    # bcc takes bytes (str works but warns on every call).
-    def uprobe(self, path: str, symbol: str, probe_id: int, pid: int | None, *, offset: int = 0) -> None:
-        self._attach(f"uprobe {symbol}+{offset} in {path}", lambda: self.bpf.attach_uprobe(
-            name=path.encode(), sym=symbol.encode(), sym_off=offset, fn_name=f"coral_entry_{probe_id}".encode(),
-            pid=pid or -1))
+    # bcc takes bytes (str works but warns on every call). By address, not
+    # by name: a stripped Go binary's functions come from .gopclntab, which
+    # bcc's name lookup (.symtab) does not read, and two symbols may share a name.
+    def uprobe(self, path: str, symbol: str, probe_id: int, pid: int | None, *, address: int) -> None:
+        self._attach(f"uprobe {symbol} ({address:#x}) in {path}", lambda: self.bpf.attach_uprobe(
+            name=path.encode(), addr=address, fn_name=f"coral_entry_{probe_id}".encode(), pid=pid or -1))
 
-    def uretprobe(self, path: str, symbol: str, probe_id: int, pid: int | None) -> None:
-        self._attach(f"uretprobe {symbol} in {path}", lambda: self.bpf.attach_uretprobe(
-            name=path.encode(), sym=symbol.encode(), fn_name=f"coral_return_{probe_id}".encode(), pid=pid or -1))
+    def uretprobe(self, path: str, symbol: str, probe_id: int, pid: int | None, *, address: int) -> None:
+        self._attach(f"uretprobe {symbol} ({address:#x}) in {path}", lambda: self.bpf.attach_uretprobe(
+            name=path.encode(), addr=address, fn_name=f"coral_return_{probe_id}".encode(), pid=pid or -1))
 
-    def go_return_probe(self, path: str, symbol: str, probe_id: int, pid: int | None, offset: int) -> None:
-        self._attach(f"return probe {symbol}+{offset:#x} in {path}", lambda: self.bpf.attach_uprobe(
-            name=path.encode(), sym=symbol.encode(), sym_off=offset, fn_name=f"coral_return_{probe_id}".encode(),
-            pid=pid or -1))
+    def go_return_probe(self, path: str, symbol: str, probe_id: int, pid: int | None, address: int) -> None:
+        self._attach(f"return probe {symbol} ({address:#x}) in {path}", lambda: self.bpf.attach_uprobe(
+            name=path.encode(), addr=address, fn_name=f"coral_return_{probe_id}".encode(), pid=pid or -1))
 
     def kprobe(self, function: str, probe_id: int, with_return: bool) -> None:
         self.bpf.attach_kprobe(event=function.encode(), fn_name=f"coral_entry_{probe_id}".encode())

@@ -82,11 +82,11 @@ def plan_functions(target: Target, patterns: list[str], opts: ProbeOptions) -> P
                 break
             if go:
                 for offset in returns[fn.symbol]:
-                    a.go_return_probe(target.path, fn.symbol, probe_id, target.pid, offset)
+                    a.go_return_probe(target.path, fn.symbol, probe_id, target.pid, fn.address + offset)
             else:
-                a.uretprobe(target.path, fn.symbol, probe_id, target.pid)
+                a.uretprobe(target.path, fn.symbol, probe_id, target.pid, address=fn.address)
         for probe_id, fn in enumerate(functions):
-            a.uprobe(target.path, fn.symbol, probe_id, target.pid)
+            a.uprobe(target.path, fn.symbol, probe_id, target.pid, address=fn.address)
 
     notes = ["Go binary: return probes on RET instructions, no uretprobes"] if go and opts.with_return else []
     return Plan("uprobe", [fn.name for fn in functions], opts.nargs, program, attach, target.display, notes)

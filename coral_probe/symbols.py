@@ -6,20 +6,27 @@ import fnmatch
 from dataclasses import dataclass
 from functools import cached_property
 
-from elftools.common.exceptions import ELFError
+from elftools.common.exceptions import DWARFError, ELFError
 from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 
-from . import _native
+from . import _native, gopclntab
 from .errors import CoralError, NotFound
 
 MAX_FUNCTIONS = 64
 _WILDCARD = set("*?[")
+_DW_LANG_GO = 0x16
+# Where C++ puts the definitions of methods and namespaced functions.
+_SCOPES = {"DW_TAG_namespace", "DW_TAG_class_type", "DW_TAG_structure_type", "DW_TAG_union_type",
+           "DW_TAG_module"}
+_TYPES = {"DW_TAG_base_type", "DW_TAG_pointer_type", "DW_TAG_typedef", "DW_TAG_structure_type"}
+# pyelftools on malformed DWARF: its own errors, or whatever a bad offset or form causes.
+_DWARF_ERRORS = (ELFError, DWARFError, KeyError, IndexError, ValueError, NotImplementedError, AttributeError)
 
 
 @dataclass(frozen=True)
 class Function:
-    symbol: str   # the name in the symbol table (mangled for C++)
+    symbol: str   # the name in the symbol table (mangled for C++), or in .gopclntab
     name: str     # what people call it: demangled, parameters dropped
     full_name: str  # demangled with parameters (== name for C and Go)
     address: int
@@ -34,6 +41,7 @@ class SymbolTable:
             self._elf = ELFFile(self._file)
         except (OSError, ELFError) as e:
             raise CoralError(f"cannot read ELF file {path}: {e}") from None
+        self._subprograms: dict[int, tuple[dict, bool]] = {}  # unit offset -> (entry address -> DIE, typed)
 
     def close(self) -> None:
         self._file.close()
@@ -50,16 +58,34 @@ class SymbolTable:
                    for s in (".go.buildinfo", ".gopclntab", ".note.go.buildid"))
 
     @cached_property
-    def functions(self) -> list[Function]:
-        raw: dict[str, tuple[int, int]] = {}
-        for section_name in (".symtab", ".dynsym"):
-            section = self._elf.get_section_by_name(section_name)
-            if section is None:
-                continue
+    def _symtab(self) -> dict[str, tuple[int, int]]:
+        return self._symbols(".symtab")
+
+    @property
+    def stripped(self) -> bool:
+        """No function in .symtab (`strip`, `go build -ldflags=-s`)."""
+        return not self._symtab
+
+    def _symbols(self, section_name: str) -> dict[str, tuple[int, int]]:
+        found: dict[str, tuple[int, int]] = {}
+        section = self._elf.get_section_by_name(section_name)
+        if section is not None:
             for sym in section.iter_symbols():
                 if (sym["st_info"]["type"] in ("STT_FUNC", "STT_GNU_IFUNC")
                         and sym["st_shndx"] != "SHN_UNDEF" and sym["st_value"] and sym.name):
-                    raw.setdefault(sym.name, (sym["st_value"], sym["st_size"]))
+                    found.setdefault(sym.name, (sym["st_value"], sym["st_size"]))
+        return found
+
+    @cached_property
+    def functions(self) -> list[Function]:
+        raw = dict(self._symtab)
+        if not raw and self.is_go:
+            # The runtime's own table survives stripping. bcc cannot look its
+            # names up (it reads .symtab): these are attached by address.
+            for fn in gopclntab.read(self._elf, self.path):
+                raw.setdefault(fn.name, (fn.address, fn.size))
+        for name, value in self._symbols(".dynsym").items():
+            raw.setdefault(name, value)
         names = list(raw)
         demangled = _native.demangle(names)
         short_counts: dict[str, int] = {}
@@ -95,6 +121,77 @@ class SymbolTable:
                              "use --no-ret to probe entries only")
         return offsets
 
+    def returns_value(self, fn: Function) -> bool | None:
+        """Whether `fn` returns a value (else its `ret` is whatever the register
+        held), from DWARF; None when unknown: no DWARF for it, DWARF without
+        types (-g1, Rust's line-tables-only), or unreadable."""
+        try:
+            found = self._subprogram_at(fn.address)
+            return None if found is None else _has_result(*found)
+        except _DWARF_ERRORS:
+            return None
+
+    @cached_property
+    def _dwarf(self):
+        if not self._elf.has_dwarf_info(strict=True):
+            return None
+        try:
+            # follow_links: never open the files a binary's debug links name.
+            return self._elf.get_dwarf_info(follow_links=False)
+        except _DWARF_ERRORS:
+            return None
+
+    def _subprogram_at(self, address: int):
+        """(DIE, unit has types) of the function entered at `address`, parsing
+        only the unit that holds it: found by .debug_aranges (GCC), else by the
+        units' own address ranges (Go and clang write no aranges)."""
+        dwarf = self._dwarf
+        if dwarf is None:
+            return None
+        aranges = self._aranges
+        offset = aranges.cu_offset_at_addr(address) if aranges is not None and aranges.entries else None
+        if offset is not None:
+            candidates = [offset]
+        else:
+            candidates = [off for off, ranges in self._unit_ranges if any(lo <= address < hi for lo, hi in ranges)]
+        for offset in candidates:
+            subprograms, typed = self._unit_subprograms(offset)
+            if address in subprograms:
+                return subprograms[address], typed
+        return None
+
+    @cached_property
+    def _aranges(self):
+        return self._dwarf.get_aranges()
+
+    @cached_property
+    def _unit_ranges(self) -> list[tuple[int, list[tuple[int, int]]]]:
+        return [(cu.cu_offset, _die_ranges(self._dwarf, cu, cu.get_top_DIE(), 0)) for cu in self._dwarf.iter_CUs()]
+
+    def _unit_subprograms(self, offset: int) -> tuple[dict, bool]:
+        """Entry address -> subprogram DIE for one unit, and whether the unit
+        describes types at all (without them a missing return type says
+        nothing). Built once per unit."""
+        if offset not in self._subprograms:
+            cu = self._dwarf.get_CU_at(offset)
+            top = cu.get_top_DIE()
+            base = _attr(top, "DW_AT_low_pc") or 0
+            found: dict = {}
+            typed = False
+            # Definitions sit at unit level or in C++/Rust scopes, never inside
+            # another function's body: its locals and inlined calls are not read.
+            pending = [top]
+            while pending:
+                for die in pending.pop().iter_children():
+                    if die.tag == "DW_TAG_subprogram":
+                        for lo, _ in _die_ranges(self._dwarf, cu, die, base):
+                            found.setdefault(lo, die)
+                    elif die.tag in _SCOPES:
+                        pending.append(die)
+                    typed = typed or die.tag in _TYPES
+            self._subprograms[offset] = (found, typed)
+        return self._subprograms[offset]
+
     def match(self, pattern: str, *, limit: int = MAX_FUNCTIONS) -> list[Function]:
         """Functions named by `pattern`: exact name, symbol or signature, or a wildcard."""
         if _WILDCARD & set(pattern):
@@ -121,6 +218,62 @@ class SymbolTable:
             lowered = pattern.lower().strip("*?")
             close = [n for n in names if lowered and lowered in n.lower()][:5]
         where = f"unknown function '{pattern}' in {self.path}"
-        if not self.functions:
+        if self.stripped and not self.is_go:
+            known = "only the functions it exports (.dynsym) are known" if self.functions else "no names are left"
+            where = f"{where}: it is stripped (no .symtab), {known}"
+        elif not self.functions:
             return f"{where}: it has no symbol table (stripped?)"
         return f"{where}; did you mean: {', '.join(close)}?" if close else where
+
+
+def _attr(die, name: str):
+    value = die.attributes.get(name)
+    return None if value is None else value.value
+
+
+def _die_ranges(dwarf, cu, die, base: int) -> list[tuple[int, int]]:
+    """[lo, hi) address ranges of a unit or function DIE: low_pc/high_pc
+    (high_pc is a length unless it is an address), or DW_AT_ranges."""
+    low = _attr(die, "DW_AT_low_pc")
+    high = die.attributes.get("DW_AT_high_pc")
+    if low is not None and high is not None:
+        return [(low, high.value if high.form.startswith("DW_FORM_addr") else low + high.value)]
+    ranges = die.attributes.get("DW_AT_ranges")
+    if ranges is None:
+        return []
+    if die.tag == "DW_TAG_compile_unit" and low is not None:
+        base = low
+    found = []
+    for entry in dwarf.range_lists().get_range_list_at_offset(ranges.value, cu=cu):
+        if hasattr(entry, "base_address"):
+            base = entry.base_address
+        elif entry.is_absolute:
+            found.append((entry.begin_offset, entry.end_offset))
+        else:
+            found.append((base + entry.begin_offset, base + entry.end_offset))
+    return found
+
+
+def _has_result(die, typed: bool) -> bool | None:
+    """Go: results are formal parameters marked DW_AT_variable_parameter (its
+    types live in a unit of their own). Others (C, C++, Rust): a function has
+    a DW_AT_type unless it returns nothing, if its unit has types at all.
+    Either may sit on the declaration (DW_AT_specification) or the abstract
+    instance (DW_AT_abstract_origin) instead of the concrete DIE."""
+    go = _attr(die.cu.get_top_DIE(), "DW_AT_language") == _DW_LANG_GO
+    if not go and not typed:
+        return None
+    for _ in range(8):  # a chain of origins, bounded against a cycle
+        if go:
+            if any(child.tag == "DW_TAG_formal_parameter" and _attr(child, "DW_AT_variable_parameter")
+                   for child in die.iter_children()):
+                return True
+        elif "DW_AT_type" in die.attributes:
+            return True
+        for link in ("DW_AT_abstract_origin", "DW_AT_specification"):
+            if link in die.attributes:
+                die = die.get_DIE_from_attribute(link)
+                break
+        else:
+            return False
+    return None
