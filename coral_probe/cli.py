@@ -1,26 +1,38 @@
 """`coral`: the command line. Every failure is one line on stderr and a
 non-zero exit; CORAL_DEBUG=1 shows tracebacks for bugs."""
 
-import os
-import sys
-from pathlib import Path
+from . import stopping
 
-import click
+stopping.defer_while_starting()  # before the imports: a Ctrl-C now must not land inside one
 
-from . import __version__
-from .durations import parse_duration_ns
-from .errors import CoralError
-from .terminal import safe_text
+import os  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import click  # noqa: E402
+
+from . import __version__  # noqa: E402
+from .durations import parse_duration_ns  # noqa: E402
+from .errors import CoralError  # noqa: E402
+from .terminal import safe_text  # noqa: E402
 
 _COMMAND_KEY = "command"
 _ALLOW_PROBE_HELP = ("Let the script probe more than its target (repeatable): kernel[:FUNCTION], "
                      "tracepoint[:CATEGORY:NAME], binary[:PATH], pid[:PID]; shell-style patterns.")
 
 
+# These stop on a signal the way they stop at --duration: detach, drain,
+# write, account (coral_probe/stopping.py). Every other command is simply interrupted.
+_STOPS_GRACEFULLY = ("probe", "run")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="coral")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Attach eBPF probes to running programs and stream every hit."""
+    if ctx.invoked_subcommand not in _STOPS_GRACEFULLY:
+        stopping.allow_interrupts()
 
 
 @cli.group()

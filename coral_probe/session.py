@@ -74,6 +74,7 @@ def run_attach(req: AttachRequest) -> int:
     if not req.dump_bpf:
         require_privileges()
     launched: LaunchedCommand | None = None
+    streamed = False
     # From here a signal is a request to stop: one during the compile stops
     # the session as soon as it is attached, cleanly, instead of tearing it.
     with StopSignals() as signals:
@@ -100,13 +101,16 @@ def run_attach(req: AttachRequest) -> int:
                 print(plan.program.dump())
                 return 0
             if attachment is None:
+                if signals.requested.is_set():  # before anything was attached: nothing to account
+                    return signals.exit_code
                 attachment = plan.load()
+            streamed = True
             return _stream(req, plan, attachment, launched, target, pid, signals)
         finally:
-            if launched:
-                launched.release()
-                if launched.process.poll() is None and sys.exc_info()[0] is not None:
-                    launched.kill()
+            # A command that was never streamed (a failure, a stop before the
+            # attach) must not run on unprobed: _stream ends the others.
+            if launched and (not streamed or sys.exc_info()[0] is not None):
+                launched.kill()
 
 
 def _probes(n: int) -> str:

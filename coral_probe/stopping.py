@@ -12,6 +12,30 @@ import signal
 import threading
 
 _REASONS = {signal.SIGINT: "interrupt", signal.SIGTERM: "terminate", signal.SIGHUP: "hangup"}
+# Signals that came while coral started (its imports take ~0.5 s), before a
+# command took charge: a KeyboardInterrupt raised inside an import surfaces as
+# anything (a RuntimeError from a class body), so they wait here instead.
+_early: list[int] = []
+
+
+def _record_early(signum, frame) -> None:
+    _early.append(signum)
+
+
+def defer_while_starting() -> None:
+    """Called first thing by the CLI."""
+    for signum in _REASONS:
+        signal.signal(signum, _record_early)
+
+
+def allow_interrupts() -> None:
+    """For commands that may simply be interrupted (queries, doctor): the
+    usual handlers back, and a signal that came during start-up ends now."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    if _early:
+        raise SystemExit(128 + _early[0])
 
 
 class StopSignals:
@@ -26,6 +50,8 @@ class StopSignals:
     def __enter__(self) -> "StopSignals":
         for signum in _REASONS:
             self._previous[signum] = signal.signal(signum, self._on_signal)
+        for signum in _early:
+            self._on_signal(signum, None)
         return self
 
     def __exit__(self, *exc) -> None:

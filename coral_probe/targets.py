@@ -204,7 +204,11 @@ class LaunchedCommand:
             self._write_end = None
 
     def kill(self) -> None:
-        self.release()
+        # Killed while still held, it never runs: the pipe is closed unwritten
+        # (an EOF would release it too, so only once it is dead).
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
+        if self._write_end is not None:
+            os.close(self._write_end)
+            self._write_end = None

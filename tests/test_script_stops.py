@@ -3,6 +3,7 @@ end frame), the code after its loops runs within the grace period, and
 only then is it killed; the execution records which happened."""
 
 import json
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -117,3 +118,18 @@ def test_probe_attach_script_reports_at_ctrl_c(coral, targets, tmp_path):
     report = json.loads(data)
     (delivered,) = coral.query("SELECT delivered FROM probe_sessions WHERE execution_id IS NULL")[0]
     assert report["events"] + report["lost"] == delivered > 0, (report, delivered, err)
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.1, 0.2, 0.4, 0.8])
+def test_ctrl_c_at_any_moment_of_the_start_is_a_clean_stop(coral, midcall, delay):
+    """A terminal's Ctrl-C reaches coral's whole process group, whatever it is
+    doing: importing, checking the script, starting Deno, subscribing."""
+    run = coral.popen("run", str(SCRIPT), "--pid", str(midcall.pid), "--param", "function=coral_tick",
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    subprocess.run(["sleep", str(delay)], check=True)
+    os.killpg(run.pid, signal.SIGINT)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 130, err
+    assert len(err.splitlines()) <= 1 and "Traceback" not in err and "refused" not in err, err
+    if "subscribed" in out:  # the script had started: it got to report
+        assert "reported" in out, (out, err)

@@ -1,6 +1,8 @@
 """Every hit accounted at every stop: Ctrl-C, SIGTERM and --duration on a
 busy target that is mid-call at both ends of the session."""
 
+import io
+import os
 import re
 import signal
 import subprocess
@@ -61,7 +63,8 @@ def start_session(coral, out: Path, *args: str) -> subprocess.Popen:
     """coral probe attach ... -o jsonl > out, returned once its probes are attached.
     stdout goes to a file: a full pipe nobody reads would block coral's writes."""
     with out.open("wb") as sink:
-        session = coral.popen("probe", "attach", *args, "-o", "jsonl", stdout=sink, stderr=subprocess.PIPE)
+        session = coral.popen("probe", "attach", "-o", "jsonl", *args, stdout=sink, stderr=subprocess.PIPE,
+                              stdin=subprocess.DEVNULL)
     line = session.stderr.readline()
     assert line.startswith("coral: attached "), line + session.stderr.read()
     return session
@@ -153,3 +156,24 @@ def test_duration_is_a_deadline_for_a_command_that_keeps_running(coral, targets,
     counts = finish_session(coral, session, out, expect_exit=128 + signal.SIGTERM)
     assert counts["stop_reason"] == "duration"
     assert counts["delivered"] > 0
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.1, 0.2, 0.4, 0.8, 1.6])
+def test_ctrl_c_during_start_up_is_a_clean_stop(coral, midcall, tmp_path, delay):
+    """A terminal's Ctrl-C reaches coral's whole process group at any moment:
+    importing, compiling, attaching. After the attach, the stop is accounted;
+    before, nothing is left behind but a clean exit."""
+    out = tmp_path / "events.jsonl"
+    with out.open("wb") as sink:
+        session = coral.popen("probe", "attach", "coral_tick", "--pid", str(midcall.pid), "-o", "jsonl",
+                              stdout=sink, stderr=subprocess.PIPE, start_new_session=True)
+    subprocess.run(["sleep", str(delay)], check=True)
+    os.killpg(session.pid, signal.SIGINT)
+    err = session.stderr.read()
+    code = session.wait(timeout=60)
+    assert "Traceback" not in err and "internal error" not in err, err
+    if "coral: attached" in err:
+        session.stderr = io.StringIO(err.split("\n", 1)[1])
+        finish_session(coral, session, out)
+    else:
+        assert code == 130 and not err, err

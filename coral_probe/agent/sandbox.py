@@ -159,8 +159,10 @@ class Sandbox:
         confined too: parsing hostile code is the script's risk, not root's."""
         command = self.confined(copy, new_script_uid(), [],
                                 ["info", "--json", *self.common_flags(), copy.entry_url])
+        # A session of its own: a Ctrl-C in the terminal is coral's to handle
+        # (a graceful stop), not a failed check that reads as a refused script.
         result = subprocess.run(command, capture_output=True, text=True, env=self.environment(""), timeout=60,
-                                cwd=copy.directory)
+                                cwd=copy.directory, start_new_session=True)
         if result.returncode != 0:
             raise _refusal(_first_error(result.stderr))
         graph = json.loads(result.stdout)

@@ -3,6 +3,7 @@ one attachment (and its ring consumer): each is a subscriber of the Rust
 fan-out. The probe is attached for the first subscriber and detached after
 the last; a probe the CLI session attached itself is joined, not owned."""
 
+import collections
 import fcntl
 import itertools
 import logging
@@ -33,6 +34,7 @@ MAX_SUBSCRIPTIONS = 32
 # cut off: its writer is blocked on the full socket, and the end of every
 # other stream of the probe waits for that writer.
 STALLED_STREAM_S = 5.0
+MAX_ENDED_REMEMBERED = 1024
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +138,9 @@ class Subscriptions:
         self._adopted: dict[str, LiveProbe] = {}
         self._streaming: set[int] = set()
         self._owners: dict[int, str] = {}  # subscription id -> the execution that opened it
+        # Executions whose streams were ended: a stream they open later ends at
+        # once. The newest only: an execution long over opens nothing.
+        self._ended: collections.OrderedDict[str, None] = collections.OrderedDict()
         self.first_subscription = threading.Event()
 
     def adopt(self, plan: "Plan", consumer) -> None:
@@ -177,7 +182,10 @@ class Subscriptions:
         probe.streams[sid] = conn
         with self._lock:
             self._streaming.add(sid)
+            ended = self._owners.get(sid) in self._ended
         self.first_subscription.set()
+        if ended:  # opened while its run was being stopped: its loop ends like the others
+            self.close(sid)
 
     def wait_for_first(self, give_up: threading.Event, timeout_s: float,
                        also_give_up: threading.Event | None = None) -> None:
@@ -215,6 +223,9 @@ class Subscriptions:
         probe only it uses stops first, so its last events still reach it;
         from a shared probe it gets what was queued, then its end frame."""
         with self._lock:
+            self._ended[owner] = None
+            while len(self._ended) > MAX_ENDED_REMEMBERED:
+                self._ended.popitem(last=False)
             sids = {sid for sid, o in self._owners.items() if o == owner}
             alone = {id(p): p for sid in sids if (p := self._by_id[sid]).owned and p.subscribers <= sids}
             self._probes = {k: p for k, p in self._probes.items() if id(p) not in alone}
