@@ -4,6 +4,7 @@
  * so a test can attach to the running process before the calls start. */
 #include <stdio.h>
 #include <stdlib.h>
+#include "wait_for_go.h"
 #include <time.h>
 
 static void sleep_us(long us)
@@ -37,13 +38,8 @@ int main(int argc, char **argv)
 	long sleep = argc > 2 ? atol(argv[2]) : 0;
 	long slow_every = argc > 3 ? atol(argv[3]) : 0;
 	long slow = argc > 4 ? atol(argv[4]) : 0;
-	if (getenv("COUNTER_WAIT")) {
-		printf("ready\n");
-		fflush(stdout);
-		char line[8];
-		if (!fgets(line, sizeof line, stdin))
-			return 3;
-	}
+	if (!wait_for_go("COUNTER_WAIT"))
+		return 3;
 	long sum = 0;
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);

@@ -4,6 +4,7 @@
  * stdin first when ZCALLS_WAIT is set, so a test can attach by pid. */
 #include <stdio.h>
 #include <stdlib.h>
+#include "wait_for_go.h"
 
 /* zlib.h's prototype, declared here so no zlib headers are needed. */
 unsigned long crc32(unsigned long crc, const unsigned char *buf, unsigned int len);
@@ -11,13 +12,8 @@ unsigned long crc32(unsigned long crc, const unsigned char *buf, unsigned int le
 int main(int argc, char **argv)
 {
 	long n = argc > 1 ? atol(argv[1]) : 10;
-	if (getenv("ZCALLS_WAIT")) {
-		printf("ready\n");
-		fflush(stdout);
-		char line[8];
-		if (!fgets(line, sizeof line, stdin))
-			return 3;
-	}
+	if (!wait_for_go("ZCALLS_WAIT"))
+		return 3;
 	unsigned long crc = 0;
 	for (long i = 0; i < n; i++) {
 		unsigned char byte = (unsigned char)i;
