@@ -9,6 +9,9 @@
 
 /* coral_event.flags */
 #define CORAL_EV_HAS_RETURN (1u << 0) /* duration_ns and ret are valid */
+/* With HAS_RETURN: DWARF says the function returns nothing, so ret (left 0)
+ * would only be what the return register happened to hold. */
+#define CORAL_EV_NO_VALUE (1u << 1)
 
 /* Slots of the per-CPU `counters` array every program keeps. Every hit ends
  * in exactly one of: submitted, lost, filtered, too_deep, unpaired, or still

@@ -5,7 +5,8 @@
  * correctly; latency filtering happens here, before the ring buffer. The
  * counters (bpf/coral_event.h) account for every hit: a recorded entry is
  * "opened" and later "closed" by its return or by unwinding past it.
- * coral_probe/bpf_source.py appends one CORAL_PROBE(id) line per function. */
+ * coral_probe/bpf_source.py appends one CORAL_PROBE(id) line per function
+ * (CORAL_PROBE_VOID(id) for one known to return nothing). */
 #include <uapi/linux/ptrace.h>
 #include "coral_common.h"
 
@@ -126,22 +127,26 @@ static __always_inline int coral_on_entry(struct pt_regs *ctx, u32 probe_id)
 	u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (!coral_wanted(pid_tgid))
 		return 0;
+#if CORAL_WITH_RETURN && CORAL_GO_ABI
+	struct coral_entry_key key = { .thread = coral_thread(pid_tgid), .probe_id = probe_id };
+	coral_frame(ctx, &key, PT_REGS_SP(ctx));
+	/* The same call entered again: its prologue found the stack too small
+	 * (or a preemption request), runtime.morestack ran and restarted the
+	 * function from its first instruction. The frame's distance from the
+	 * stack top is unchanged, so the key is too: not a new hit, and the
+	 * call's latency runs from its first entry. (A goroutine that panicked
+	 * mid-call and calls again at the same depth pairs with the old entry.) */
+	if (entries.lookup(&key))
+		return 0;
+#endif
 	coral_count(CORAL_CNT_HITS);
 	if (!coral_sampled()) {
 		coral_count(CORAL_CNT_FILTERED);
 		return 0;
 	}
 #if CORAL_WITH_RETURN && CORAL_GO_ABI
-	struct coral_entry_key key = { .thread = coral_thread(pid_tgid), .probe_id = probe_id };
-	coral_frame(ctx, &key, PT_REGS_SP(ctx));
 	struct coral_entry entry = { .ts = bpf_ktime_get_ns() };
 	coral_read_args(ctx, entry.args);
-	if (entries.lookup(&key)) {
-		/* An earlier call in this frame never returned (its goroutine
-		 * unwound by a panic): replaced here, counted as unwound. */
-		coral_count(CORAL_CNT_CLOSED);
-		coral_count(CORAL_CNT_UNPAIRED);
-	}
 	entries.update(&key, &entry);
 	coral_count(CORAL_CNT_OPENED);
 	return 0;
@@ -173,11 +178,17 @@ static __always_inline int coral_on_entry(struct pt_regs *ctx, u32 probe_id)
 #endif
 }
 
-static __always_inline void coral_finish(u32 probe_id, u64 pid_tgid, struct coral_entry *entry, s64 ret)
+/* no_value: a constant per probe (CORAL_PROBE_VOID), so each program keeps
+ * one path and a void function's stale return register never leaves here. */
+static __always_inline void coral_finish(u32 probe_id, u64 pid_tgid, struct coral_entry *entry, s64 ret,
+					 int no_value)
 {
 	u64 duration = bpf_ktime_get_ns() - entry->ts;
 	if (duration < CORAL_MIN_DURATION_NS)
 		coral_count(CORAL_CNT_FILTERED);
+	else if (no_value)
+		coral_submit(probe_id, pid_tgid, entry->ts, duration, entry->args, 0,
+			     CORAL_EV_HAS_RETURN | CORAL_EV_NO_VALUE);
 	else
 		coral_submit(probe_id, pid_tgid, entry->ts, duration, entry->args, ret, CORAL_EV_HAS_RETURN);
 }
@@ -194,7 +205,7 @@ static __always_inline void coral_not_opened(void)
 		coral_count(CORAL_CNT_BEFORE_ATTACH);
 }
 
-static __always_inline int coral_on_return(struct pt_regs *ctx, u32 probe_id)
+static __always_inline int coral_on_return(struct pt_regs *ctx, u32 probe_id, int no_value)
 {
 	u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (!coral_wanted(pid_tgid))
@@ -209,7 +220,7 @@ static __always_inline int coral_on_return(struct pt_regs *ctx, u32 probe_id)
 		return 0;
 	}
 	coral_count(CORAL_CNT_CLOSED);
-	coral_finish(probe_id, pid_tgid, entry, PT_REGS_RC(ctx));
+	coral_finish(probe_id, pid_tgid, entry, PT_REGS_RC(ctx), no_value);
 	entries.delete(&key);
 #else
 	struct coral_call_stack *stack = call_stacks.task_storage_get(bpf_get_current_task_btf(), 0, 0);
@@ -230,7 +241,7 @@ static __always_inline int coral_on_return(struct pt_regs *ctx, u32 probe_id)
 		stack->depth = depth - 1;
 		coral_count(CORAL_CNT_CLOSED);
 		if (call->frame == entry_sp && call->probe_id == probe_id) {
-			coral_finish(probe_id, pid_tgid, &call->entry, PT_REGS_RC(ctx));
+			coral_finish(probe_id, pid_tgid, &call->entry, PT_REGS_RC(ctx), no_value);
 			return 0;
 		}
 		coral_count(CORAL_CNT_UNPAIRED);
@@ -244,6 +255,9 @@ static __always_inline int coral_on_return(struct pt_regs *ctx, u32 probe_id)
 	return 0;
 }
 
-#define CORAL_PROBE(id)                                                   \
+#define CORAL_PROBE_WITH(id, no_value)                                    \
 	int coral_entry_##id(struct pt_regs *ctx) { return coral_on_entry(ctx, id); } \
-	int coral_return_##id(struct pt_regs *ctx) { return coral_on_return(ctx, id); }
+	int coral_return_##id(struct pt_regs *ctx) { return coral_on_return(ctx, id, no_value); }
+#define CORAL_PROBE(id) CORAL_PROBE_WITH(id, 0)
+/* A function DWARF says returns nothing: its events carry CORAL_EV_NO_VALUE. */
+#define CORAL_PROBE_VOID(id) CORAL_PROBE_WITH(id, 1)

@@ -1,5 +1,6 @@
 """Builds the text and -D flags of coral's BPF programs from bpf/*.bpf.c."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .paths import bpf_dir
@@ -34,15 +35,20 @@ def _common(filter_tgid: int | None, ringbuf_pages: int) -> dict[str, int]:
 
 
 def function_probes(count: int, *, with_return: bool, min_duration_ns: int, sample: int,
-                    go_abi: bool, filter_tgid: int | None, ringbuf_pages: int) -> Program:
-    """uprobe.bpf.c with one coral_entry_N / coral_return_N pair per function."""
+                    go_abi: bool, filter_tgid: int | None, ringbuf_pages: int,
+                    returns_value: Sequence[bool | None] = ()) -> Program:
+    """uprobe.bpf.c with one coral_entry_N / coral_return_N pair per function;
+    `returns_value[N]` False (known to return nothing) marks N's returns as
+    having no value, True or None (unknown) or absent leaves them as they are."""
     defines = _common(filter_tgid, ringbuf_pages) | {
         "CORAL_WITH_RETURN": int(with_return),
         "CORAL_MIN_DURATION_NS": min_duration_ns,
         "CORAL_SAMPLE": sample,
         "CORAL_GO_ABI": int(go_abi),
     }
-    return _program("uprobe.bpf.c", [f"CORAL_PROBE({i})" for i in range(count)], defines)
+    void = {i for i, value in enumerate(returns_value) if value is False}
+    lines = [f"CORAL_PROBE_VOID({i})" if i in void else f"CORAL_PROBE({i})" for i in range(count)]
+    return _program("uprobe.bpf.c", lines, defines)
 
 
 def tracepoint_probes(fields_per_probe: list[list[Field]], *, filter_tgid: int | None,

@@ -69,9 +69,13 @@ def plan_functions(target: Target, patterns: list[str], opts: ProbeOptions) -> P
         go = table.is_go
         # Go: never uretprobes. A return probe on each RET, paired by stack pointer.
         returns = {fn.symbol: table.ret_offsets(fn) for fn in functions} if go and opts.with_return else {}
+        # A void function's return register is garbage: its events get no ret.
+        # Only asked with return probes, as it parses DWARF units.
+        returns_value = [table.returns_value(fn) for fn in functions] if opts.with_return else []
     program = bpf_source.function_probes(
         len(functions), with_return=opts.with_return, min_duration_ns=opts.min_duration_ns,
-        sample=opts.sample, go_abi=go, filter_tgid=target.pid, ringbuf_pages=opts.ringbuf_pages)
+        sample=opts.sample, go_abi=go, filter_tgid=target.pid, ringbuf_pages=opts.ringbuf_pages,
+        returns_value=returns_value)
 
     def attach(a: Attachment) -> None:
         # Return probes first: a call entered between an entry probe and its

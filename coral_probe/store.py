@@ -52,7 +52,7 @@ CREATE TABLE IF NOT EXISTS probe_events (
     comm          VARCHAR NOT NULL,
     duration_ns   BIGINT,                  -- NULL without a return probe
     args          BIGINT[] NOT NULL,
-    return_value  BIGINT                   -- NULL without a return probe
+    return_value  BIGINT                   -- NULL without a return probe, or when DWARF says it returns nothing
 );
 CREATE TABLE IF NOT EXISTS emitted_events (
     id           VARCHAR PRIMARY KEY,
@@ -321,6 +321,7 @@ class ProbeEventWriter:
             "comm": np.array(batch.comm_names, dtype=object)[cols["comm"]],
             "duration_ns": cols["duration_ns"],
             "has_return": cols["has_return"],
+            "has_value": cols["has_value"],
             "ret": cols["ret"],
             **{f"arg{i}": cols[f"arg{i}"] for i in range(6)},
         }
@@ -330,7 +331,7 @@ class ProbeEventWriter:
                 "INSERT INTO probe_events SELECT ?, make_timestamp_ns(ts_ns), ?, function_name, ?, pid, tid,"
                 " comm, CASE WHEN has_return THEN duration_ns END,"
                 " list_slice([arg0, arg1, arg2, arg3, arg4, arg5], 1, ?),"
-                " CASE WHEN has_return THEN ret END FROM coral_batch",
+                " CASE WHEN has_value THEN ret END FROM coral_batch",
                 [self.session_id, self.info.probe_type, self.info.target, self.info.nargs])
         finally:
             self.con.unregister("coral_batch")

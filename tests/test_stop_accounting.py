@@ -177,3 +177,14 @@ def test_ctrl_c_during_start_up_is_a_clean_stop(coral, midcall, tmp_path, delay)
         finish_session(coral, session, out)
     else:
         assert code == 130 and not err, err
+
+
+def test_go_stack_growth_is_not_a_second_hit(coral, targets, tmp_path):
+    """main.grow recurses 2,000 deep for items 5 and 10: the goroutine's stack
+    grows, and runtime.morestack restarts the function whose prologue asked,
+    so its entry probe fires twice for one call. That is one hit."""
+    out = tmp_path / "events.jsonl"
+    session = start_session(coral, out, "main.grow", "--", str(targets["gowork"]), "10", "0")
+    counts = finish_session(coral, session, out)
+    assert counts["stop_reason"] == "command exited"
+    assert (counts["hits"], counts["delivered"], counts["lost"]) == (2 * 2001, 2 * 2001, 0)

@@ -18,6 +18,7 @@ const unsigned long coral_event_layout[] = {
 	CORAL_MAX_ARGS,
 	CORAL_COMM_LEN,
 	CORAL_EV_HAS_RETURN,
+	CORAL_EV_NO_VALUE,
 	CORAL_CNT_HITS,
 	CORAL_CNT_SUBMITTED,
 	CORAL_CNT_LOST,

@@ -55,6 +55,8 @@ pub struct Columns {
     pub ts_ns: Vec<i64>,
     pub duration_ns: Vec<i64>,
     pub has_return: Vec<bool>,
+    /// `ret` is a value: has_return, and the function is not known to return nothing.
+    pub has_value: Vec<bool>,
     pub pid: Vec<u32>,
     pub tid: Vec<u32>,
     pub probe_id: Vec<u32>,
@@ -69,6 +71,7 @@ impl Columns {
             ts_ns: Vec::with_capacity(n),
             duration_ns: Vec::with_capacity(n),
             has_return: Vec::with_capacity(n),
+            has_value: Vec::with_capacity(n),
             pid: Vec::with_capacity(n),
             tid: Vec::with_capacity(n),
             probe_id: Vec::with_capacity(n),
@@ -86,6 +89,7 @@ impl Columns {
         self.ts_ns.clear();
         self.duration_ns.clear();
         self.has_return.clear();
+        self.has_value.clear();
         self.pid.clear();
         self.tid.clear();
         self.probe_id.clear();
@@ -98,6 +102,7 @@ impl Columns {
         self.ts_ns.extend_from_slice(&other.ts_ns);
         self.duration_ns.extend_from_slice(&other.duration_ns);
         self.has_return.extend_from_slice(&other.has_return);
+        self.has_value.extend_from_slice(&other.has_value);
         self.pid.extend_from_slice(&other.pid);
         self.tid.extend_from_slice(&other.tid);
         self.probe_id.extend_from_slice(&other.probe_id);
@@ -118,6 +123,7 @@ impl Columns {
         let has_return = e.has_return();
         self.duration_ns.push(if has_return { e.duration_ns as i64 } else { 0 });
         self.has_return.push(has_return);
+        self.has_value.push(e.has_value());
         self.pid.push(e.tgid);
         self.tid.push(e.tid);
         self.probe_id.push(e.probe_id);
@@ -180,7 +186,7 @@ impl Batch {
                 let _ = write!(out, "{}", c.args[a][i]);
             }
             out.extend_from_slice(b"],\"ret\":");
-            if c.has_return[i] {
+            if c.has_value[i] {
                 let _ = write!(out, "{}", c.ret[i]);
             } else {
                 out.extend_from_slice(b"null");
@@ -193,8 +199,9 @@ impl Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::{EV_HAS_RETURN, EV_NO_VALUE};
 
-    fn event(comm: &[u8], has_return: bool) -> CoralEvent {
+    fn event(comm: &[u8], flags: u32) -> CoralEvent {
         let mut c = [0u8; 16];
         c[..comm.len()].copy_from_slice(comm);
         CoralEvent {
@@ -203,7 +210,7 @@ mod tests {
             tgid: 10,
             tid: 11,
             probe_id: 0,
-            flags: has_return as u32,
+            flags,
             args: [1, -2, 3, 4, 5, 6],
             ret: -1,
             comm: c,
@@ -219,9 +226,9 @@ mod tests {
         });
         let mut comms = CommTable::default();
         let mut cols = Columns::with_capacity(2);
-        cols.push(&event(b"pay", true), meta.wall_offset_ns, &mut comms);
-        cols.push(&event(b"pay", false), meta.wall_offset_ns, &mut comms);
-        let mut next_second = event(b"pay", true);
+        cols.push(&event(b"pay", EV_HAS_RETURN), meta.wall_offset_ns, &mut comms);
+        cols.push(&event(b"pay", 0), meta.wall_offset_ns, &mut comms);
+        let mut next_second = event(b"pay", EV_HAS_RETURN);
         next_second.ts_ns += 1_999_999_999;
         cols.push(&next_second, meta.wall_offset_ns, &mut comms);
         let batch = Batch::new(cols, &comms, meta);
@@ -237,5 +244,20 @@ mod tests {
         assert!(lines[1].contains("\"duration_ns\":null") && lines[1].ends_with("\"ret\":null}"));
         assert!(lines[2].starts_with("{\"ts\":\"2023-11-14T22:13:22.000000004Z\",\"ts_ns\":1700000002000000004,"));
         assert_eq!(batch.comm_names, vec!["pay".to_string()]);
+    }
+
+    #[test]
+    fn jsonl_of_a_function_returning_nothing_keeps_its_latency_not_its_ret() {
+        let meta =
+            Arc::new(SessionMeta { probe_names_json: vec!["\"f\"".into()], nargs: vec![0], wall_offset_ns: 0 });
+        let mut comms = CommTable::default();
+        let mut cols = Columns::with_capacity(1);
+        cols.push(&event(b"pay", EV_HAS_RETURN | EV_NO_VALUE), 0, &mut comms);
+        let batch = Batch::new(cols, &comms, meta);
+        let mut out = Vec::new();
+        batch.write_jsonl(&mut out);
+        let line = String::from_utf8(out).unwrap();
+        assert!(line.contains("\"duration_ns\":700,") && line.ends_with("\"ret\":null}\n"), "{line}");
+        assert_eq!((batch.columns.has_return[0], batch.columns.has_value[0]), (true, false));
     }
 }

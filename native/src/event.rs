@@ -3,6 +3,7 @@
 pub const MAX_ARGS: usize = 6;
 pub const COMM_LEN: usize = 16;
 pub const EV_HAS_RETURN: u32 = 1;
+pub const EV_NO_VALUE: u32 = 2;
 
 /// Slots of the per-CPU `counters` array (CORAL_CNT_*).
 pub const COUNTER_NAMES: [&str; 9] =
@@ -40,6 +41,12 @@ impl CoralEvent {
         self.flags & EV_HAS_RETURN != 0
     }
 
+    /// Whether `ret` is a value: a return seen, of a function not known to return nothing.
+    #[inline]
+    pub fn has_value(&self) -> bool {
+        self.flags & (EV_HAS_RETURN | EV_NO_VALUE) == EV_HAS_RETURN
+    }
+
     /// The comm bytes up to the first NUL.
     #[inline]
     pub fn comm_bytes(&self) -> &[u8] {
@@ -54,7 +61,7 @@ mod tests {
     use std::mem::{offset_of, size_of};
 
     extern "C" {
-        static coral_event_layout: [std::ffi::c_ulong; 23];
+        static coral_event_layout: [std::ffi::c_ulong; 24];
     }
 
     #[test]
@@ -75,6 +82,7 @@ mod tests {
             MAX_ARGS,
             COMM_LEN,
             EV_HAS_RETURN as usize,
+            EV_NO_VALUE as usize,
             0,
             1,
             2,

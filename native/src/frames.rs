@@ -15,6 +15,13 @@ pub fn encode_body(columns: &Columns, nargs: usize, comm_names: &[String]) -> Ve
             args.push(column[i]);
         }
     }
+    // Left out (all false) unless a function returning nothing returned: the
+    // usual chunk pays nothing on the wire for it.
+    let no_return_value = if columns.has_value == columns.has_return {
+        Vec::new()
+    } else {
+        columns.has_return.iter().zip(&columns.has_value).map(|(&r, &v)| r && !v).collect()
+    };
     let batch = EventBatch {
         subscription_id: 0,
         timestamp_ns: columns.ts_ns.iter().map(|&t| t as u64).collect(),
@@ -30,6 +37,7 @@ pub fn encode_body(columns: &Columns, nargs: usize, comm_names: &[String]) -> Ve
         comm_names: comm_names.to_vec(),
         lost: 0,
         end: false,
+        no_return_value,
     };
     batch.encode_to_vec()
 }
@@ -51,7 +59,7 @@ pub fn frame(subscription_id: u64, lost: u64, end: bool, body: &[u8]) -> Vec<u8>
 mod tests {
     use super::*;
     use crate::batch::CommTable;
-    use crate::event::CoralEvent;
+    use crate::event::{CoralEvent, EV_HAS_RETURN, EV_NO_VALUE};
 
     #[test]
     fn header_plus_shared_body_decodes_as_one_batch() {
@@ -87,5 +95,30 @@ mod tests {
         assert_eq!(batch.return_value, vec![0, -1]);
         assert_eq!(batch.comm_names, vec!["pay".to_string()]);
         assert!(!batch.end);
+        assert!(batch.no_return_value.is_empty());
+    }
+
+    #[test]
+    fn a_return_without_a_value_is_marked_per_event() {
+        let mut comms = CommTable::default();
+        let mut cols = Columns::with_capacity(3);
+        for flags in [EV_HAS_RETURN, EV_HAS_RETURN | EV_NO_VALUE, 0] {
+            let e = CoralEvent {
+                ts_ns: 1,
+                duration_ns: 9,
+                tgid: 1,
+                tid: 1,
+                probe_id: 0,
+                flags,
+                args: [0; 6],
+                ret: 0,
+                comm: [0; 16],
+            };
+            cols.push(&e, 0, &mut comms);
+        }
+        let batch = EventBatch::decode(&encode_body(&cols, 0, &comms.names)[..]).unwrap();
+        assert_eq!(batch.has_return, vec![true, true, false]);
+        assert_eq!(batch.no_return_value, vec![false, true, false]);
+        assert_eq!(batch.duration_ns, vec![9, 9, 0]);
     }
 }

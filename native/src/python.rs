@@ -35,6 +35,7 @@ impl PyBatch {
         d.set_item("ts_ns", PyArray1::from_slice(py, &c.ts_ns))?;
         d.set_item("duration_ns", PyArray1::from_slice(py, &c.duration_ns))?;
         d.set_item("has_return", PyArray1::from_slice(py, &c.has_return))?;
+        d.set_item("has_value", PyArray1::from_slice(py, &c.has_value))?;
         d.set_item("pid", PyArray1::from_slice(py, &c.pid))?;
         d.set_item("tid", PyArray1::from_slice(py, &c.tid))?;
         d.set_item("probe_id", PyArray1::from_slice(py, &c.probe_id))?;

@@ -26,6 +26,8 @@ export interface EventColumns {
   argsWords: Uint32Array;
   returnValue: BigInt64Array;
   returnWords: Uint32Array;
+  /** 0 or 1 per event: 1 where the function returns nothing, so `returnValue` is not a value. */
+  noReturnValue: Uint8Array;
   commIndex: Uint32Array;
   commNames: string[];
   /** Events dropped for this subscription so far. */
@@ -103,6 +105,7 @@ export function decodeEventBatch(bytes: Uint8Array): EventColumns {
     comm: new Column(),
   };
   const hasReturn: Uint8Array[] = [];
+  const noReturnValue: Uint8Array[] = [];
   const commNames: string[] = [];
   let subscriptionId = 0n;
   let nargs = 0;
@@ -153,6 +156,14 @@ export function decodeEventBatch(bytes: Uint8Array): EventColumns {
     return true;
   };
 
+  // A bool column arrives packed (wire type 2) or one varint per field.
+  const bools = (pieces: Uint8Array[], wire: number): boolean => {
+    if (wire === 2) pieces.push(packedBools(slice(varint())));
+    else if (wire === 0) pieces.push(new Uint8Array([varint() === 0 ? 0 : 1]));
+    else return false;
+    return true;
+  };
+
   while (pos < len) {
     const tag = varint();
     const field = Math.floor(tag / 8);
@@ -179,10 +190,7 @@ export function decodeEventBatch(bytes: Uint8Array): EventColumns {
         known = fixed(cols.dur, wire, 8);
         break;
       case 7:
-        if (wire === 2) hasReturn.push(packedBools(slice(varint())));
-        else if (wire === 0) {
-          hasReturn.push(new Uint8Array([varint() === 0 ? 0 : 1]));
-        } else known = false;
+        known = bools(hasReturn, wire);
         break;
       case 8:
         if (wire === 0) nargs = varint() >>> 0;
@@ -208,6 +216,9 @@ export function decodeEventBatch(bytes: Uint8Array): EventColumns {
       case 14:
         if (wire === 0) end = varint() !== 0;
         else known = false;
+        break;
+      case 15:
+        known = bools(noReturnValue, wire);
         break;
       default:
         known = false;
@@ -241,18 +252,21 @@ export function decodeEventBatch(bytes: Uint8Array): EventColumns {
   const durBuf = words64(cols.dur, "durationNs");
   const argsBuf = words64(cols.args, "args", nargs);
   const retBuf = words64(cols.ret, "returnValue");
-  let has: Uint8Array;
-  if (hasReturn.length === 0) has = new Uint8Array(count);
-  else if (hasReturn.length === 1) has = hasReturn[0];
-  else {
-    has = new Uint8Array(hasReturn.reduce((n, p) => n + p.length, 0));
-    let off = 0;
-    for (const p of hasReturn) {
-      has.set(p, off);
-      off += p.length;
+  const boolColumn = (pieces: Uint8Array[], name: string): Uint8Array => {
+    let out: Uint8Array;
+    if (pieces.length === 0) out = new Uint8Array(count);
+    else if (pieces.length === 1) out = pieces[0];
+    else {
+      out = new Uint8Array(pieces.reduce((n, p) => n + p.length, 0));
+      let off = 0;
+      for (const p of pieces) {
+        out.set(p, off);
+        off += p.length;
+      }
     }
-  }
-  checkLength("hasReturn", has.length, count);
+    checkLength(name, out.length, count);
+    return out;
+  };
 
   return {
     subscriptionId,
@@ -264,12 +278,13 @@ export function decodeEventBatch(bytes: Uint8Array): EventColumns {
     probeIndex: u32(cols.probe, "probeIndex"),
     durationNs: new BigUint64Array(durBuf),
     durationWords: new Uint32Array(durBuf),
-    hasReturn: has,
+    hasReturn: boolColumn(hasReturn, "hasReturn"),
     nargs,
     args: new BigInt64Array(argsBuf),
     argsWords: new Uint32Array(argsBuf),
     returnValue: new BigInt64Array(retBuf),
     returnWords: new Uint32Array(retBuf),
+    noReturnValue: boolColumn(noReturnValue, "noReturnValue"),
     commIndex: u32(cols.comm, "commIndex"),
     commNames,
     lost,

@@ -339,6 +339,7 @@ export function workBatch(
     commNames: ["worker"],
     lost: 0n,
     end: false,
+    noReturnValue: [],
     ...extra,
   };
 }

@@ -83,10 +83,17 @@ export class ProbeEvent {
     return this.#args;
   }
 
-  /** The return value as a signed 64-bit integer, or `null` for entry-only events. */
+  /**
+   * The return value as a signed 64-bit integer; `null` for entry-only
+   * events and for a function that returns nothing (by its debug info,
+   * DWARF). Without debug info such a function's value is whatever the
+   * return register held.
+   */
   get returnValue(): number | null {
     const b = this.#batch;
-    return b.hasReturn[this.#i] === 0 ? null : int64At(b.returnWords, this.#i);
+    return b.hasReturn[this.#i] === 0 || b.noReturnValue[this.#i] !== 0
+      ? null
+      : int64At(b.returnWords, this.#i);
   }
 
   /**

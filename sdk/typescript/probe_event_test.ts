@@ -49,6 +49,14 @@ Deno.test("ProbeEvent: entry-only events, several functions and comms, big and n
   assertEquals(y.functionName, "f");
 });
 
+Deno.test("ProbeEvent: a function returning nothing has a duration and no return value", () => {
+  const c = columns(workBatch(0, 2, { noReturnValue: [true, false] }));
+  const [x, y] = [new ProbeEvent(c, 0), new ProbeEvent(c, 1)];
+  assertEquals([x.durationNs, x.returnValue], [1500, null]);
+  assertEquals([y.durationNs, y.returnValue], [1500, 3]);
+  assertEquals(JSON.parse(JSON.stringify(x)).returnValue, null);
+});
+
 Deno.test("ProbeEvent serializes and inspects as its fields", () => {
   const e = new ProbeEvent(columns(workBatch(1, 1)), 0);
   const json = JSON.parse(JSON.stringify(e));

@@ -182,6 +182,7 @@ pub struct EventBatch {
     /// nargs per event, event-major
     #[prost(sfixed64, repeated, tag = "9")]
     pub args: ::prost::alloc::vec::Vec<i64>,
+    /// meaningful where has_return, unless no_return_value
     #[prost(sfixed64, repeated, tag = "10")]
     pub return_value: ::prost::alloc::vec::Vec<i64>,
     /// into comm_names
@@ -195,6 +196,10 @@ pub struct EventBatch {
     /// no batch follows on this stream
     #[prost(bool, tag = "14")]
     pub end: bool,
+    /// The function returns nothing (DWARF): its return_value is not a value.
+    /// Empty when no event of the batch is such a return (read as all false).
+    #[prost(bool, repeated, tag = "15")]
+    pub no_return_value: ::prost::alloc::vec::Vec<bool>,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Emit {

@@ -1,4 +1,5 @@
 // Go target: main.processItem is called N times; item i sleeps SLEEP_MS ms.
+// main.tally, which returns nothing, is called once per item too.
 // Deep recursion in grow() forces goroutine stack growth (stack copying),
 // which is what makes uretprobes crash Go programs.
 // `gowork hold`: lines on stdin drive calls that stay in flight: "hold"
@@ -72,6 +73,13 @@ func processItem(id int, sleepMs int) int {
 	return -id
 }
 
+// Returns nothing: whatever RAX holds when it returns is not a result.
+//
+//go:noinline
+func tally(sum *int, v int) {
+	*sum += v
+}
+
 func main() {
 	if os.Args[1] == "hold" {
 		holdMode()
@@ -85,7 +93,7 @@ func main() {
 		go func(w int) {
 			sum := 0
 			for i := w + 1; i <= n; i += 2 {
-				sum += processItem(i, sleepMs)
+				tally(&sum, processItem(i, sleepMs))
 			}
 			done <- sum
 		}(w)

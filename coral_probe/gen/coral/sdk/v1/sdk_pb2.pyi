@@ -164,7 +164,7 @@ class SubscribeReply(_message.Message):
     def __init__(self, subscription_id: _Optional[int] = ..., function_names: _Optional[_Iterable[str]] = ..., nargs: _Optional[int] = ..., has_return: _Optional[bool] = ...) -> None: ...
 
 class EventBatch(_message.Message):
-    __slots__ = ("subscription_id", "timestamp_ns", "pid", "tid", "probe_index", "duration_ns", "has_return", "nargs", "args", "return_value", "comm_index", "comm_names", "lost", "end")
+    __slots__ = ("subscription_id", "timestamp_ns", "pid", "tid", "probe_index", "duration_ns", "has_return", "nargs", "args", "return_value", "comm_index", "comm_names", "lost", "end", "no_return_value")
     SUBSCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_NS_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
@@ -179,6 +179,7 @@ class EventBatch(_message.Message):
     COMM_NAMES_FIELD_NUMBER: _ClassVar[int]
     LOST_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
+    NO_RETURN_VALUE_FIELD_NUMBER: _ClassVar[int]
     subscription_id: int
     timestamp_ns: _containers.RepeatedScalarFieldContainer[int]
     pid: _containers.RepeatedScalarFieldContainer[int]
@@ -193,7 +194,8 @@ class EventBatch(_message.Message):
     comm_names: _containers.RepeatedScalarFieldContainer[str]
     lost: int
     end: bool
-    def __init__(self, subscription_id: _Optional[int] = ..., timestamp_ns: _Optional[_Iterable[int]] = ..., pid: _Optional[_Iterable[int]] = ..., tid: _Optional[_Iterable[int]] = ..., probe_index: _Optional[_Iterable[int]] = ..., duration_ns: _Optional[_Iterable[int]] = ..., has_return: _Optional[_Iterable[bool]] = ..., nargs: _Optional[int] = ..., args: _Optional[_Iterable[int]] = ..., return_value: _Optional[_Iterable[int]] = ..., comm_index: _Optional[_Iterable[int]] = ..., comm_names: _Optional[_Iterable[str]] = ..., lost: _Optional[int] = ..., end: _Optional[bool] = ...) -> None: ...
+    no_return_value: _containers.RepeatedScalarFieldContainer[bool]
+    def __init__(self, subscription_id: _Optional[int] = ..., timestamp_ns: _Optional[_Iterable[int]] = ..., pid: _Optional[_Iterable[int]] = ..., tid: _Optional[_Iterable[int]] = ..., probe_index: _Optional[_Iterable[int]] = ..., duration_ns: _Optional[_Iterable[int]] = ..., has_return: _Optional[_Iterable[bool]] = ..., nargs: _Optional[int] = ..., args: _Optional[_Iterable[int]] = ..., return_value: _Optional[_Iterable[int]] = ..., comm_index: _Optional[_Iterable[int]] = ..., comm_names: _Optional[_Iterable[str]] = ..., lost: _Optional[int] = ..., end: _Optional[bool] = ..., no_return_value: _Optional[_Iterable[bool]] = ...) -> None: ...
 
 class Emit(_message.Message):
     __slots__ = ("name", "data_json", "severity")

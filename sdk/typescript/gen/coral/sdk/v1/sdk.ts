@@ -193,6 +193,7 @@ export interface EventBatch {
   nargs: number;
   /** nargs per event, event-major */
   args: bigint[];
+  /** meaningful where has_return, unless no_return_value */
   returnValue: bigint[];
   /** into comm_names */
   commIndex: number[];
@@ -201,6 +202,11 @@ export interface EventBatch {
   lost: bigint;
   /** no batch follows on this stream */
   end: boolean;
+  /**
+   * The function returns nothing (DWARF): its return_value is not a value.
+   * Empty when no event of the batch is such a return (read as all false).
+   */
+  noReturnValue: boolean[];
 }
 
 export interface Emit {
@@ -1954,6 +1960,7 @@ function createBaseEventBatch(): EventBatch {
     commNames: [],
     lost: 0n,
     end: false,
+    noReturnValue: [],
   };
 }
 
@@ -2054,6 +2061,13 @@ export const EventBatch: MessageFns<EventBatch> = {
     }
     if (message.end !== false) {
       writer.uint32(112).bool(message.end);
+    }
+    if (message.noReturnValue.length !== 0) {
+      writer.uint32(122).fork();
+      for (const v of message.noReturnValue) {
+        writer.bool(v);
+      }
+      writer.join();
     }
     return writer;
   },
@@ -2273,6 +2287,24 @@ export const EventBatch: MessageFns<EventBatch> = {
             message.end = reader.bool();
             continue;
           }
+          case 15: {
+            if (tag === 120) {
+              message.noReturnValue.push(reader.bool());
+
+              continue;
+            }
+
+            if (tag === 122) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.noReturnValue.push(reader.bool());
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2333,6 +2365,11 @@ export const EventBatch: MessageFns<EventBatch> = {
         : [],
       lost: isSet(object.lost) ? BigInt(object.lost) : 0n,
       end: isSet(object.end) ? globalThis.Boolean(object.end) : false,
+      noReturnValue: globalThis.Array.isArray(object?.noReturnValue)
+        ? object.noReturnValue.map((e: any) => globalThis.Boolean(e))
+        : globalThis.Array.isArray(object?.no_return_value)
+        ? object.no_return_value.map((e: any) => globalThis.Boolean(e))
+        : [],
     };
   },
 
@@ -2380,6 +2417,9 @@ export const EventBatch: MessageFns<EventBatch> = {
     if (message.end !== false) {
       obj.end = message.end;
     }
+    if (message.noReturnValue?.length) {
+      obj.noReturnValue = message.noReturnValue;
+    }
     return obj;
   },
 
@@ -2404,6 +2444,7 @@ export const EventBatch: MessageFns<EventBatch> = {
     message.commNames = object.commNames?.map((e) => e) || [];
     message.lost = (object.lost !== undefined && object.lost !== null) ? BigInt(object.lost) : 0n;
     message.end = object.end ?? false;
+    message.noReturnValue = object.noReturnValue?.map((e) => e) || [];
     return message;
   },
 };
