@@ -103,6 +103,8 @@ def run_attach(req: AttachRequest) -> int:
             if attachment is None:
                 if signals.requested.is_set():  # before anything was attached: nothing to account
                     return signals.exit_code
+                if sys.stderr.isatty():  # the ~1 s before the first line is bcc's clang/LLVM compile
+                    print("coral: compiling the BPF program...", file=sys.stderr, flush=True)
                 attachment = plan.load()
             streamed = True
             return _stream(req, plan, attachment, launched, target, pid, signals)
@@ -113,8 +115,8 @@ def run_attach(req: AttachRequest) -> int:
                 launched.kill()
 
 
-def _probes(n: int) -> str:
-    return f"{n} probe{'s' if n != 1 else ''}"
+def _counted(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
 
 
 def _stream(req: AttachRequest, plan: Plan, attachment: Attachment, launched: LaunchedCommand | None,
@@ -162,7 +164,8 @@ def _stream(req: AttachRequest, plan: Plan, attachment: Attachment, launched: La
                                     program=launched.program if launched else None)
         script_agent = _ScriptAgent(req, store, plan, consumer, script_target)
     if req.output == "jsonl":
-        print(f"coral: attached {_probes(attachment.attached)} for {', '.join(plan.names)} in {plan.target}"
+        probes = _counted(attachment.attached, "probe")
+        print(f"coral: attached {probes} for {', '.join(plan.names)} in {plan.target}"
               f"{f' (pid {pid})' if pid else ''}; session {session_id}", file=sys.stderr, flush=True)
     try:
         with view:

@@ -218,3 +218,9 @@ def test_table_output_prints_summary(coral, targets):
     result = coral.run("probe", "attach", "coral_work", "--", str(targets["counter"]), "12", "100")
     assert result.returncode == 12 % 7, result.stderr
     assert "12 events" in result.stdout and "lost 0" in result.stdout and "p99" in result.stdout
+
+
+def test_the_attached_line_says_one_probe(coral, targets):
+    result, events = attach_jsonl(coral, "coral_work", "--no-ret", "--", str(targets["counter"]), "7")
+    assert len(events) == 7
+    assert "coral: attached 1 probe for coral_work in " in result.stderr
