@@ -47,15 +47,14 @@ static __always_inline int coral_stopped(void)
 
 static __always_inline int coral_wanted(u64 pid_tgid)
 {
-	if (coral_stopped())
-		return 0;
 #if CORAL_FILTER_TGID
 	/* Also filtered in the kernel, not only by the perf event's pid:
-	 * a shared library's uprobe fires for every process mapping it. */
+	 * a shared library's uprobe fires for every process mapping it. The
+	 * constant compare first: other processes never reach the map lookup. */
 	if ((pid_tgid >> 32) != CORAL_FILTER_TGID)
 		return 0;
 #endif
-	return 1;
+	return !coral_stopped();
 }
 
 /* Reserve, fill, submit; a failed reserve is counted, never silent. */

@@ -122,35 +122,58 @@ static __always_inline void coral_frame(struct pt_regs *ctx, struct coral_entry_
 #endif
 }
 
+#if CORAL_WITH_RETURN && CORAL_GO_ABI
+#define CORAL_EEXIST 17
+/* Go: one entry per (goroutine, frame, probe) in the LRU table, inserted
+ * only if absent, in one map operation. The key is already there when the
+ * same call is entered again: its prologue found the stack too small (or a
+ * preemption request), runtime.morestack ran and restarted the function from
+ * its first instruction, and the frame's distance from the stack top is
+ * unchanged. That is not a new hit, and the latency runs from the first
+ * entry. A sampled-out call keeps an entry too, marked ts = 0, so that its
+ * re-entries and its return are recognised. (A goroutine that panicked
+ * mid-call leaves its entry behind: in flight at the stop, and a later call
+ * at the same depth pairs with it.) */
+static __always_inline int coral_go_entry(struct pt_regs *ctx, u32 probe_id, u64 pid_tgid)
+{
+	struct coral_entry_key key = { .thread = coral_thread(pid_tgid), .probe_id = probe_id };
+	coral_frame(ctx, &key, PT_REGS_SP(ctx));
+	struct coral_entry entry = { .ts = bpf_ktime_get_ns() };
+	coral_read_args(ctx, entry.args);
+	long err = entries.insert(&key, &entry);
+	if (err == -CORAL_EEXIST)
+		return 0;
+	coral_count(CORAL_CNT_HITS);
+	if (err) {
+		coral_count(CORAL_CNT_LOST);
+		return 0;
+	}
+	if (!coral_sampled()) {
+		coral_count(CORAL_CNT_FILTERED);
+		struct coral_entry *kept = entries.lookup(&key);
+		if (kept)
+			kept->ts = 0;
+		return 0;
+	}
+	coral_count(CORAL_CNT_OPENED);
+	return 0;
+}
+#endif
+
 static __always_inline int coral_on_entry(struct pt_regs *ctx, u32 probe_id)
 {
 	u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (!coral_wanted(pid_tgid))
 		return 0;
 #if CORAL_WITH_RETURN && CORAL_GO_ABI
-	struct coral_entry_key key = { .thread = coral_thread(pid_tgid), .probe_id = probe_id };
-	coral_frame(ctx, &key, PT_REGS_SP(ctx));
-	/* The same call entered again: its prologue found the stack too small
-	 * (or a preemption request), runtime.morestack ran and restarted the
-	 * function from its first instruction. The frame's distance from the
-	 * stack top is unchanged, so the key is too: not a new hit, and the
-	 * call's latency runs from its first entry. (A goroutine that panicked
-	 * mid-call and calls again at the same depth pairs with the old entry.) */
-	if (entries.lookup(&key))
-		return 0;
-#endif
+	return coral_go_entry(ctx, probe_id, pid_tgid);
+#else
 	coral_count(CORAL_CNT_HITS);
 	if (!coral_sampled()) {
 		coral_count(CORAL_CNT_FILTERED);
 		return 0;
 	}
-#if CORAL_WITH_RETURN && CORAL_GO_ABI
-	struct coral_entry entry = { .ts = bpf_ktime_get_ns() };
-	coral_read_args(ctx, entry.args);
-	entries.update(&key, &entry);
-	coral_count(CORAL_CNT_OPENED);
-	return 0;
-#elif CORAL_WITH_RETURN
+#if CORAL_WITH_RETURN
 	struct coral_call_stack *stack = call_stacks.task_storage_get(
 		bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!stack) {
@@ -176,6 +199,7 @@ static __always_inline int coral_on_entry(struct pt_regs *ctx, u32 probe_id)
 	coral_read_args(ctx, args);
 	return coral_submit(probe_id, pid_tgid, bpf_ktime_get_ns(), 0, args, 0, 0);
 #endif
+#endif
 }
 
 /* no_value: a constant per probe (CORAL_PROBE_VOID), so each program keeps
@@ -197,11 +221,11 @@ static __always_inline void coral_finish(u32 probe_id, u64 pid_tgid, struct cora
  * probe was attached. Go return probes sit on RET instructions and see every
  * such call; a uretprobe sees only those entered between its own attach and
  * the entry probe's (attached in that order, so that no call is recorded
- * without its return). With --sample the entry may have been sampled out
- * instead, so nothing is counted. */
+ * without its return). For C with --sample the entry may have been sampled
+ * out instead (Go keeps sampled-out entries), so nothing is counted. */
 static __always_inline void coral_not_opened(void)
 {
-	if (CORAL_SAMPLE <= 1)
+	if (CORAL_SAMPLE <= 1 || CORAL_GO_ABI)
 		coral_count(CORAL_CNT_BEFORE_ATTACH);
 }
 
@@ -219,8 +243,10 @@ static __always_inline int coral_on_return(struct pt_regs *ctx, u32 probe_id, in
 		coral_not_opened();
 		return 0;
 	}
-	coral_count(CORAL_CNT_CLOSED);
-	coral_finish(probe_id, pid_tgid, entry, PT_REGS_RC(ctx), no_value);
+	if (entry->ts) { /* 0: sampled out, counted as filtered at its entry */
+		coral_count(CORAL_CNT_CLOSED);
+		coral_finish(probe_id, pid_tgid, entry, PT_REGS_RC(ctx), no_value);
+	}
 	entries.delete(&key);
 #else
 	struct coral_call_stack *stack = call_stacks.task_storage_get(bpf_get_current_task_btf(), 0, 0);

@@ -5,8 +5,9 @@ every stop:
     hits = delivered + lost + filtered + in_flight_at_stop
 
 `lost` is every call coral saw and could not report: the ring buffer was
-full (or a thread had no storage), the call nested too deep, or its frame
-was unwound without a return (longjmp, exceptions, a panicking goroutine).
+full (or a thread or the Go pairing table had no room), the call nested too
+deep, or its frame was unwound without a return (longjmp, C++ exceptions; a
+Go call its goroutine's panic unwound stays in flight).
 Returns of calls that began before the probes were attached are not hits:
 they are counted apart, as `in_flight_at_attach`."""
 
