@@ -60,6 +60,17 @@ def test_a_refusal_does_not_tell_whether_a_file_exists(coral, tmp_path):
     assert shadow.replace("/etc/shadow", "PATH") == nothing.replace(missing, "PATH")
 
 
+def test_a_refusal_does_not_tell_what_a_name_resolves_to(coral, tmp_path):
+    """The agent's /proc/self/cwd, another process's fd, whether a library
+    exists: each refusal reads the same, only the name as the script wrote it."""
+    specs = ["/proc/self/cwd/x", "/proc/1/cwd", "libz", "libno_such_library_here"]
+    results = attempt(coral, [{"call": "list", "name": "*", "opts": {"binary": spec}} for spec in specs])
+    assert [outcome(r) for r in results] == ["PERMISSION_DENIED"] * 4, results
+    messages = {r["message"].replace(spec, "NAME") for r, spec in zip(results, specs)}
+    assert len(messages) == 1, messages
+    assert os.getcwd() not in messages.pop()
+
+
 def test_a_pid_target_allows_its_process_and_libraries_only(coral, running):
     target, bystander = running
     results = attempt(coral, [

@@ -64,19 +64,28 @@ class ProbePolicy:
         whether or not it exists, so a refusal tells nothing about the file."""
         from ..targets import resolve_binary
 
-        path = spec if "/" in spec else resolve_binary(spec, target.pid, program=target.program).path
+        try:
+            path = spec if "/" in spec else resolve_binary(spec, target.pid, program=target.program).path
+            real = os.path.realpath(path)
+        except (CoralError, OSError):
+            # A name that resolves to nothing is refused like any other: the
+            # script learns nothing of which libraries exist.
+            path = real = spec
         identity = _identity(path)
         if identity is not None and identity in _target_files(target):
             return
-        self._require("binary", os.path.realpath(path), target, shown=spec)
+        # Matched by its real path, quoted as the script wrote it: the real
+        # path of /proc/self/cwd/x or /proc/1/fd/3 is the agent's to know.
+        self._require("binary", real, target, shown=spec, rule="binary:<its real path>")
 
-    def _require(self, kind: str, name: str, target: "AgentTarget", shown: str | None = None) -> None:
+    def _require(self, kind: str, name: str, target: "AgentTarget", shown: str | None = None,
+                 rule: str | None = None) -> None:
         if any(r.kind == kind and fnmatch.fnmatchcase(name, r.pattern) for r in self.rules):
             return
         given = "; allowed: " + ", ".join(map(str, self.rules)) if self.rules else ""
         raise PermissionDenied(
             f"probe policy refused {kind} {shown or name} (rule: a script probes only its target, "
-            f"{_describe(target)}{given}; the operator may add --allow-probe {kind}:{name})")
+            f"{_describe(target)}{given}; the operator may add --allow-probe {rule or f'{kind}:{name}'})")
 
 
 def _describe(target: "AgentTarget") -> str:
@@ -95,29 +104,15 @@ def _identity(path: str) -> tuple[int, int] | None:
 def _target_files(target: "AgentTarget") -> set[tuple[int, int]]:
     """(device, inode) of every file the target may be probed in."""
     from ..libraries import linked_files
-    from ..targets import resolve_binary
+    from ..targets import loaded_files, resolve_binary
 
     paths: list[str] = []
     if target.binary:
         binary = resolve_binary(target.binary, target.pid, program=target.program).path
         paths += [binary, *linked_files(binary)]
-    if target.program and target.program != target.binary:
-        # `--binary LIB -- CMD`: the command is the target too.
-        paths += [target.program, *linked_files(target.program)]
+    if target.program:
+        # `--binary LIB -- CMD`: the command is the target too, with what it loads.
+        paths += loaded_files(program=target.program)
     if target.pid:
-        paths += _process_files(target.pid)
+        paths += [f"/proc/{target.pid}/exe", *loaded_files(target.pid)]
     return {i for i in map(_identity, paths) if i is not None}
-
-
-def _process_files(pid: int) -> list[str]:
-    """The process's executable and mapped files, through its own root (containers)."""
-    paths = [f"/proc/{pid}/exe"]
-    try:
-        with open(f"/proc/{pid}/maps") as maps:
-            for line in maps:
-                fields = line.split(None, 5)
-                if len(fields) == 6 and fields[5].startswith("/"):
-                    paths.append(f"/proc/{pid}/root{fields[5].rstrip()}")
-    except OSError:
-        pass  # gone: its probes fail on their own
-    return paths
