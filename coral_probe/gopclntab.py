@@ -17,12 +17,13 @@ and 1.20+ (0xfffffff1):
     at pclnOffset + funcoff, _func: entry (u32 since 1.18, else a word),
             nameOff i32 into funcnametab (NUL-terminated names)
 
-Names are those debug/gosym and Go's stack traces show. The table names an
-ABI wrapper like the function it wraps (laid out before it); .symtab calls
-the wrapper NAME.abi0 (cmd/link/internal/ld/symtab.go), and so does this,
-so that a name is one function. Assembly functions .symtab also calls
-NAME.abi0 keep their plain name: the table cannot tell them apart from
-assembly declared ABIInternal, which .symtab leaves plain.
+Names are those debug/gosym and Go's stack traces show. The table gives an
+ABI wrapper the name of the function it wraps; .symtab calls the ABI0 one of
+the two NAME.abi0 (cmd/link/internal/ld/symtab.go), and so does this, so
+that a name is one function: of a pair, the assembly body (flag FuncFlagAsm)
+when there is one, else the second (the wrapper of a Go function). An
+assembly function without a wrapper keeps its plain name, which .symtab may
+spell NAME.abi0: the table does not say which ABI it was declared with.
 A function ends where the next one starts (alignment padding included).
 The table comes from the binary, so every size and offset is checked
 against the data before use: a crafted file gets one error line, never a
@@ -32,7 +33,7 @@ huge allocation or an index error.
 import os
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from elftools.elf.constants import SH_FLAGS
@@ -42,6 +43,7 @@ from .errors import CoralError
 
 _MAGICS = {0xFFFFFFFA: "1.16", 0xFFFFFFF0: "1.18", 0xFFFFFFF1: "1.20"}
 _OLD_MAGIC = 0xFFFFFFFB  # Go 1.2 to 1.15
+_FLAG_ASM = 1 << 2  # abi.FuncFlagAsm: written in assembly
 MAX_NAME = 64 * 1024  # generic instantiations make long names, not this long
 MAX_SECTION = 1 << 30  # the largest Go binaries hold a few hundred MB of table
 # Where the linker puts runtime.firstmoduledata: its own section since Go 1.26,
@@ -54,6 +56,7 @@ class GoFunction:
     name: str
     address: int
     size: int
+    asm: bool = False  # written in assembly
 
 
 def _fail(path: str, why: str) -> CoralError:
@@ -106,6 +109,8 @@ def _runtime_text(elf: ELFFile, table_addr: int, h: _Header, text: tuple[int, in
     {&table[pclnOffset], nfunc+1, nfunc+1}, followed by findfunctab, minpc,
     maxpc, text (runtime/symtab.go, in this order since Go 1.16)."""
     word = h.endian + ("I" if h.ptr_size == 4 else "Q")
+    if table_addr + h.pcln_off >= 1 << (8 * h.ptr_size) or h.nfunc + 1 >= 1 << (8 * h.ptr_size):
+        return text[0]  # no moduledata can hold it: what debug/gosym does
     ftab = struct.pack(h.endian + word[1] * 3, table_addr + h.pcln_off, h.nfunc + 1, h.nfunc + 1)
     lo, hi = text
     for name in _MODULEDATA_SECTIONS:
@@ -160,7 +165,10 @@ def parse(data: bytes, text_start: Callable[[_Header], int], path: str) -> list[
     entry_size = ptr_size if version == "1.16" else 4
     name_at = struct.Struct(endian + "i")
 
-    functions, seen = [], set()
+    # _func.flag (runtime/runtime2.go), after 7 u32 fields (1.18) or 8 (1.20+: startLine) and funcID.
+    flag_at = {"1.18": 4 + 4 + 7 * 4 + 1, "1.20": 4 + 4 + 8 * 4 + 1}.get(version)
+    functions: list[GoFunction] = []
+    first_of: dict[str, int] = {}  # name -> index in functions
     for i in range(nfunc):
         entry, next_entry = functab[2 * i] + base, functab[2 * i + 2] + base
         if next_entry < entry:
@@ -176,8 +184,14 @@ def parse(data: bytes, text_start: Callable[[_Header], int], path: str) -> list[
         if stop < 0:
             raise _fail(path, f"function {i} has an unterminated name")
         name = data[start:stop].decode(errors="replace")
-        if name in seen:
+        asm = flag_at is not None and func + flag_at < len(data) and data[func + flag_at] & _FLAG_ASM
+        twin = first_of.get(name)
+        if twin is None:
+            first_of[name] = len(functions)
+        elif functions[twin].asm and not asm:
+            # The assembly body came first: it is NAME.abi0, this wrapper NAME.
+            functions[twin] = replace(functions[twin], name=name + ".abi0")
+        else:
             name += ".abi0"
-        seen.add(name)
-        functions.append(GoFunction(name, entry, next_entry - entry))
+        functions.append(GoFunction(name, entry, next_entry - entry, bool(asm)))
     return functions

@@ -3,6 +3,7 @@ and matching what the user typed against them."""
 
 import difflib
 import fnmatch
+import os
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -21,7 +22,11 @@ _SCOPES = {"DW_TAG_namespace", "DW_TAG_class_type", "DW_TAG_structure_type", "DW
            "DW_TAG_module"}
 _TYPES = {"DW_TAG_base_type", "DW_TAG_pointer_type", "DW_TAG_typedef", "DW_TAG_structure_type"}
 # pyelftools on malformed DWARF: its own errors, or whatever a bad offset or form causes.
-_DWARF_ERRORS = (ELFError, DWARFError, KeyError, IndexError, ValueError, NotImplementedError, AttributeError)
+# pyelftools on a crafted file: any of these (it asserts on some forms), never a crash of coral.
+_DWARF_ERRORS = (ELFError, DWARFError, KeyError, IndexError, ValueError, NotImplementedError, AttributeError,
+                 AssertionError, MemoryError)
+# pyelftools reads (and decompresses) a whole section at once: bounded before it does.
+MAX_DWARF_SECTION = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -133,13 +138,24 @@ class SymbolTable:
 
     @cached_property
     def _dwarf(self):
-        if not self._elf.has_dwarf_info(strict=True):
+        if not self._elf.has_dwarf_info(strict=True) or not self._dwarf_sections_in_bounds():
             return None
         try:
             # follow_links: never open the files a binary's debug links name.
             return self._elf.get_dwarf_info(follow_links=False)
         except _DWARF_ERRORS:
             return None
+
+    def _dwarf_sections_in_bounds(self) -> bool:
+        """Every DWARF section within the file, and not more than MAX_DWARF_SECTION
+        once decompressed: pyelftools would allocate whatever a header says."""
+        file_size = os.fstat(self._file.fileno()).st_size
+        for section in self._elf.iter_sections():
+            if not section.name.startswith((".debug_", ".zdebug_")) or section["sh_type"] == "SHT_NOBITS":
+                continue
+            if section["sh_offset"] + section["sh_size"] > file_size or section.data_size > MAX_DWARF_SECTION:
+                return False
+        return True
 
     def _subprogram_at(self, address: int):
         """(DIE, unit has types) of the function entered at `address`, parsing

@@ -37,6 +37,18 @@ def test_stripped_go_binary_has_the_functions_of_its_twin(targets, stripped, uns
         assert bare_rets == rets, name
 
 
+@pytest.mark.parametrize("stripped,unstripped", GO_TWINS)
+def test_every_name_both_builds_know_is_the_same_function(targets, stripped, unstripped):
+    """Assembly bodies and their ABI wrappers share a name in the table:
+    NAME.abi0 must be the one .symtab calls so (runtime.osyield, ...)."""
+    with SymbolTable(str(targets[stripped])) as bare, SymbolTable(str(targets[unstripped])) as full:
+        bare_at = {f.name: f.address for f in bare.functions}
+        full_at = {f.name: f.address for f in full.functions}
+    common = bare_at.keys() & full_at.keys()
+    assert len(common) > 1000 and "runtime.osyield.abi0" in common
+    assert sorted(n for n in common if bare_at[n] != full_at[n]) == []
+
+
 def crafted(tmp_path, targets, patch) -> str:
     """A copy of the stripped Go target with `patch(data, table_offset, header_offset)` applied."""
     copy = tmp_path / "crafted"
@@ -110,3 +122,17 @@ def test_stripped_go_binary_counts_every_call_like_its_twin(coral, targets, stri
         assert result.returncode == 0, result.stderr
         runs[name] = sorted((e["args"][0], e["ret"]) for e in jsonl(result.stdout))
     assert runs[stripped] == runs[unstripped] == [(i, i * 10 if i % 2 == 0 else -i) for i in range(1, 21)]
+
+
+def test_crafted_dwarf_sizes_mean_unknown_not_a_crash(tmp_path, targets):
+    """.debug_info claiming 32 TiB: pyelftools would try to allocate it."""
+    copy = tmp_path / "crafted-dwarf"
+    shutil.copyfile(targets["counter"], copy)
+    with open(copy, "rb") as f:
+        elf = ELFFile(f)
+        header = elf["e_shoff"] + elf.get_section_index(".debug_info") * elf["e_shentsize"]
+    data = bytearray(copy.read_bytes())
+    struct.pack_into("<Q", data, header + 32, 1 << 45)  # sh_size
+    copy.write_bytes(bytes(data))
+    with SymbolTable(str(copy)) as table:
+        assert table.returns_value(table.match("coral_work")[0]) is None
