@@ -12,7 +12,6 @@ from datetime import date, datetime
 from datetime import time as time_of_day
 from decimal import Decimal
 from pathlib import Path
-from uuid import UUID
 
 import duckdb
 
@@ -70,21 +69,19 @@ class QueryReply:
 
 
 def _json_value(value):
-    if isinstance(value, int) and not -(2**53) <= value <= 2**53:
-        return str(value)  # past JavaScript's exact integers
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)  # JSON has no NaN or Infinity: JSON.parse would throw
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, (Decimal, UUID)):
-        return str(value)
-    if isinstance(value, bytes):
-        return value.hex()
+    """A value of a script's reply: as `query sql --json` writes it, except
+    integers past 2^53, which are strings (JavaScript's numbers would round them)."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return value if -(2**53) <= value <= 2**53 else str(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)  # JSON has no NaN: JSON.parse would throw
     if isinstance(value, (list, tuple)):
         return [_json_value(v) for v in value]
     if isinstance(value, dict):
         return {str(k): _json_value(v) for k, v in value.items()}
-    return value
+    return _scalar_text(value)  # dates, times, intervals, DECIMAL, UUID, bytes
 
 
 def _size_floor(value) -> int:

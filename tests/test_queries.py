@@ -44,6 +44,11 @@ def test_the_reply_is_strict_json(store):
     assert json.loads(reply.rows_json, parse_constant=lambda c: pytest.fail(c)) == [{"n": "nan", "i": "inf", "f": 2.5}]
 
 
+def test_times_and_intervals_are_text(store):
+    reply = query(store, "SELECT TIME '12:34:56' AS t, INTERVAL 90 MINUTE AS i, 12.50::DECIMAL(4,2) AS d")
+    assert json.loads(reply.rows_json) == [{"t": "12:34:56", "i": "1:30:00", "d": "12.50"}]
+
+
 def test_a_reply_past_its_byte_cap_is_refused_before_it_is_built(store):
     with pytest.raises(ResourceExhausted, match=r"query reply exceeds 1 MiB"):
         query(store, "SELECT repeat('x', 100000) AS s FROM range(100)", reply_cap=1 << 20)
