@@ -145,7 +145,8 @@ class TableView:
             stats.add_column(column, justify="right")
         if snap is not None:
             s = snap.stats
-            stats.add_row(f"{snap.events:,}", f"{snap.rate:,.0f}", f"{sum(snap.counters.get(k, 0) for k in ('lost', 'too_deep', 'unpaired')):,}",
+            lost = Accounting.of(snap.counters, snap.events).lost
+            stats.add_row(f"{snap.events:,}", f"{snap.rate:,.0f}", f"{lost:,}",
                           *(format_ns(s.get(k)) for k in ("p50_ns", "p90_ns", "p99_ns", "max_ns")))
         slow = Table(title="slowest recent calls", title_justify="left", box=None)
         for column in ("duration", "function", "pid", "tid", "args"):

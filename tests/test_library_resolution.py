@@ -49,24 +49,39 @@ def test_command_probes_the_library_it_loads_through_runpath(coral, zcalls):
     assert emitted(coral, "calls") == [{"function": "crc32", "events": CALLS}]
 
 
-@pytest.mark.bpf
-@pytest.mark.parametrize("library_path", [False, True], ids=["runpath", "ld_library_path"])
-def test_command_and_process_resolve_the_copy_ld_so_loads(coral, zcalls, tmp_path, monkeypatch, library_path):
+def copy_ld_so_loads(zcalls: Path, tmp_path: Path, monkeypatch, library_path: bool) -> Path:
+    """The libz zcalls will load: its RUNPATH copy, or with `library_path` a
+    second copy in LD_LIBRARY_PATH, which comes before RUNPATH."""
     expected = zcalls.parent / "lib" / "libz.so.1"
-    if library_path:
-        # LD_LIBRARY_PATH comes before RUNPATH: a second copy there wins.
-        other = tmp_path / "other"
-        other.mkdir()
-        expected = Path(shutil.copy(expected, other / "libz.so.1"))
-        monkeypatch.setenv("LD_LIBRARY_PATH", str(other))
+    if not library_path:
+        return expected
+    other = tmp_path / "other"
+    other.mkdir()
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(other))
+    return Path(shutil.copy(expected, other / "libz.so.1"))
+
+
+@pytest.mark.parametrize("library_path", [False, True], ids=["runpath", "ld_library_path"])
+def test_command_and_process_resolve_the_copy_ld_so_loads(zcalls, tmp_path, monkeypatch, library_path):
+    expected = copy_ld_so_loads(zcalls, tmp_path, monkeypatch, library_path)
     proc = held([str(zcalls), str(CALLS)], {**os.environ, "ZCALLS_WAIT": "1"})
     try:
         # ld.so itself is the oracle: what the running copy maps.
-        by_pid = resolve_binary("libz", proc.pid).path
-        assert os.path.samefile(by_pid, expected)
+        assert os.path.samefile(resolve_binary("libz", proc.pid).path, expected)
         assert os.path.samefile(resolve_binary("libz", program=str(zcalls)).path, expected)
         # The probe policy's closure still leaves LD_LIBRARY_PATH out (opt-in only).
         assert str(zcalls.parent / "lib" / "libz.so.1") in linked_files(str(zcalls))
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.bpf
+@pytest.mark.parametrize("library_path", [False, True], ids=["runpath", "ld_library_path"])
+def test_pid_probes_the_copy_ld_so_loaded(coral, zcalls, tmp_path, monkeypatch, library_path):
+    copy_ld_so_loads(zcalls, tmp_path, monkeypatch, library_path)
+    proc = held([str(zcalls), str(CALLS)], {**os.environ, "ZCALLS_WAIT": "1"})
+    try:
         attach = coral.popen("probe", "attach", "-o", "jsonl", "crc32", "--no-ret", "--binary", "libz",
                              "--pid", str(proc.pid), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         line = attach.stderr.readline()

@@ -64,6 +64,10 @@ mod tests {
         static coral_event_layout: [std::ffi::c_ulong; 24];
     }
 
+    fn slot(name: &str) -> usize {
+        COUNTER_NAMES.iter().position(|n| *n == name).expect("a counter name")
+    }
+
     #[test]
     fn layout_matches_c_header() {
         // SAFETY: a constant array defined in native/layout/coral_event_layout.c.
@@ -83,15 +87,17 @@ mod tests {
             COMM_LEN,
             EV_HAS_RETURN as usize,
             EV_NO_VALUE as usize,
-            0,
-            1,
-            2,
-            3,
-            4,
-            5,
-            6,
-            7,
-            8,
+            // The C slots CORAL_CNT_HITS ... CORAL_CNT_BEFORE_ATTACH, in that
+            // order: each name must sit at its slot's index.
+            slot("hits"),
+            slot("submitted"),
+            slot("lost"),
+            slot("filtered"),
+            slot("unpaired"),
+            slot("too_deep"),
+            slot("opened"),
+            slot("closed"),
+            slot("before_attach"),
             COUNTER_NAMES.len(),
         ];
         assert_eq!(c, rust, "bpf/coral_event.h and native/src/event.rs disagree");
