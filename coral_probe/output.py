@@ -73,6 +73,16 @@ def summary_line(snapshot: Snapshot, accounting: Accounting, stored: str) -> str
     return "coral: " + ", ".join(parts) + f"; {stored}"
 
 
+def _write_all(out, data: bytes) -> None:
+    """BufferedWriter.write may write less than it was given and say so only
+    in its return value: a signal (Ctrl-C) landing while a write to a full
+    pipe blocks ends it short. Ignoring that count lost the rest of the
+    batch and cut a JSON line in two."""
+    view = memoryview(data)
+    while view:
+        view = view[out.write(view):]
+
+
 class JsonlView:
     def __init__(self, out=None):
         self.out = out or sys.stdout.buffer
@@ -89,7 +99,7 @@ class JsonlView:
         if self.closed_after is not None:
             return
         try:
-            self.out.write(batch.jsonl())
+            _write_all(self.out, batch.jsonl())
             self.out.flush()
         except BrokenPipeError:
             # The reader went away (`| head`, a Ctrl-C that reached it): the

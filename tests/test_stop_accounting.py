@@ -2,10 +2,12 @@
 busy target that is mid-call at both ends of the session."""
 
 import io
+import json
 import os
 import re
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -192,3 +194,31 @@ def test_go_stack_growth_is_not_a_second_hit(coral, targets, tmp_path, sample):
     assert counts["stop_reason"] == "command exited"
     assert (counts["hits"], counts["lost"], counts["in_flight_at_stop"]) == (2 * 2001, 0, 0)
     assert counts["delivered"] in (2 * 2001 // sample, 2 * 2001 // sample + 1)
+
+
+def test_ctrl_c_while_stdout_is_full_loses_no_line(coral, targets):
+    """The reader reads only after coral exits: its jsonl write blocks on the
+    full pipe when Ctrl-C lands. That write came back short, and the rest of
+    the batch (thousands of events, and half a line) was silently gone."""
+    attach = coral.popen("probe", "attach", "coral_work", "--args", "1", "-o", "jsonl",
+                         "--binary", str(targets["counter"]), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert attach.stderr.readline().startswith("coral: attached")
+    subprocess.run([str(targets["counter"]), "5000"], stdout=subprocess.DEVNULL, timeout=60)
+    deadline = time.monotonic() + 30
+    while "write" not in _wchan(attach.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)  # until coral blocks writing to the pipe nobody reads yet
+    attach.send_signal(signal.SIGINT)
+    out, err = attach.communicate(timeout=60)
+    assert attach.returncode == 0, err
+    events = [json.loads(line) for line in out.splitlines()]
+    assert [e["args"][0] for e in events] == list(range(1, 5001))
+    assert "delivered 5,000, lost 0" in err
+
+
+def _wchan(pid: int) -> str:
+    """What the process's main thread sleeps in (pipe_write while the pipe is full)."""
+    try:
+        with open(f"/proc/{pid}/wchan") as f:
+            return f.read()
+    except OSError:
+        return ""
