@@ -7,8 +7,8 @@ from typing import final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["COUNTER_NAMES", "EVENT_SIZE", "Batch", "NativeError", "RingConsumer", "confine_self", "demangle",
-           "drain_ring", "landlock_abi", "page_out_libraries", "ret_offsets"]
+__all__ = ["COUNTER_NAMES", "EVENT_SIZE", "AttachPoints", "Batch", "NativeError", "RingConsumer", "attach_points",
+           "confine_self", "demangle", "drain_ring", "landlock_abi", "page_out_libraries", "ret_offsets"]
 
 EVENT_SIZE: int
 COUNTER_NAMES: list[str]
@@ -67,6 +67,27 @@ def demangle(names: Sequence[str]) -> list[tuple[str, str] | None]:
 
 def ret_offsets(code: bytes, address: int) -> list[int]:
     """Offsets of every RET instruction in a function's machine code."""
+
+@final
+class AttachPoints:
+    """Where a function's uprobes go (native/src/symbols.rs attach_points)."""
+
+    @property
+    def entry(self) -> int:
+        """Address of the entry uprobe."""
+    @property
+    def ret(self) -> int | None:
+        """Address of the uretprobe; None entry-only and for Go (RET probes)."""
+    @property
+    def skipped(self) -> list[str]:
+        """Mnemonics of the instructions the probe moved past."""
+    @property
+    def reason(self) -> str:
+        """"moved", or why the probe stays on the first instruction."""
+
+def attach_points(code: bytes, address: int, go_abi: bool, with_return: bool) -> AttachPoints:
+    """Where a function's entry uprobe (and uretprobe) are cheapest: past
+    instructions the kernel would single-step, onto one it emulates."""
 
 def page_out_libraries(needles: Sequence[str]) -> int:
     """Reclaims resident pages of mapped libraries matching `needles`; bytes advised."""

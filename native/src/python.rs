@@ -180,6 +180,40 @@ pub fn ret_offsets(code: &[u8], address: u64) -> Vec<u64> {
     symbols::ret_offsets(code, address)
 }
 
+/// Where a function's uprobes go (symbols::attach_points).
+#[pyclass(name = "AttachPoints", module = "coral_probe._native", frozen)]
+pub struct PyAttachPoints {
+    /// Address of the entry uprobe.
+    #[pyo3(get)]
+    entry: u64,
+    /// Address of the uretprobe; None entry-only and for Go (RET probes).
+    #[pyo3(get)]
+    ret: Option<u64>,
+    /// Mnemonics of the instructions the probe moved past.
+    #[pyo3(get)]
+    skipped: Vec<String>,
+    /// "moved", or why the probe stays on the first instruction.
+    #[pyo3(get)]
+    reason: &'static str,
+}
+
+#[pymethods]
+impl PyAttachPoints {
+    fn __repr__(&self) -> String {
+        let ret = self.ret.map_or("None".to_string(), |r| format!("{r:#x}"));
+        let (entry, skipped, reason) = (self.entry, &self.skipped, self.reason);
+        format!("AttachPoints(entry={entry:#x}, ret={ret}, skipped={skipped:?}, reason={reason:?})")
+    }
+}
+
+/// Where a function's entry uprobe (and uretprobe) are cheapest: past
+/// instructions the kernel would single-step, onto one it emulates.
+#[pyfunction]
+pub fn attach_points(code: &[u8], address: u64, go_abi: bool, with_return: bool) -> PyAttachPoints {
+    let p = symbols::attach_points(code, address, go_abi, with_return);
+    PyAttachPoints { entry: p.entry, ret: p.ret, skipped: p.skipped, reason: p.reason }
+}
+
 /// Reclaims resident pages of mapped libraries matching `needles`; bytes advised.
 #[pyfunction]
 pub fn page_out_libraries(py: Python<'_>, needles: Vec<String>) -> usize {
