@@ -49,7 +49,7 @@ class ProbePolicy:
             self._require("kernel", req.name, target)
         elif req.kind == pb.PROBE_KIND_TRACEPOINT:
             self._require("tracepoint", req.name, target)
-        elif req.kind in (pb.PROBE_KIND_UPROBE, pb.PROBE_KIND_URETPROBE):
+        elif req.kind in (pb.PROBE_KIND_UPROBE, pb.PROBE_KIND_URETPROBE, pb.PROBE_KIND_USDT):
             if req.binary:
                 self.check_binary(req.binary, target)
         else:

@@ -362,7 +362,8 @@ class SdkServer:
             plan = probe.plan
             conn.sendall(frame(pb.Response(id=req.id, subscribe=pb.SubscribeReply(
                 subscription_id=sid, function_names=plan.names, nargs=plan.nargs,
-                has_return=req.subscribe.kind != pb.PROBE_KIND_TRACEPOINT and not req.subscribe.config.no_return))))
+                has_return=req.subscribe.kind not in (pb.PROBE_KIND_TRACEPOINT, pb.PROBE_KIND_USDT)
+                and not req.subscribe.config.no_return))))
             self.subscriptions.stream(sid, conn)
             # From here the Rust fan-out writes; we only wait for the script
             # to hang up (iterator closed, script ended) to detach.

@@ -18,7 +18,12 @@
 
 /** Attach probes and iterate over their events: `trace.uprobe(fn)` and friends. */
 export * as trace from "./trace.ts";
-export type { ProbeStream, Subscription, TraceOptions } from "./trace.ts";
+export type {
+  ProbeStream,
+  Subscription,
+  TraceOptions,
+  UsdtOptions,
+} from "./trace.ts";
 export { ProbeEvent, type ProbeEventFields } from "./probe_event.ts";
 export { emit, type Severity } from "./emit.ts";
 /** Read-only SQL over the agent's store: `db.query(sql)`. */

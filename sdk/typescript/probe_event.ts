@@ -67,8 +67,9 @@ export class ProbeEvent {
   }
 
   /**
-   * The integer arguments asked for with the `args` option, as signed
-   * 64-bit values (exact up to 2^53); pointers show up as addresses.
+   * The integer arguments asked for with the `args` option (a USDT
+   * marker's: its own, up to six), as signed 64-bit values (exact up to
+   * 2^53); pointers show up as addresses.
    */
   get args(): number[] {
     if (this.#args === undefined) {

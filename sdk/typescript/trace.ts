@@ -385,3 +385,52 @@ export function tracepoint(name: string, opts: TraceOptions = {}): ProbeStream {
   }
   return stream(ProbeKind.PROBE_KIND_TRACEPOINT, "tracepoint", name, opts);
 }
+
+/**
+ * Where a {@linkcode usdt} marker is looked for: by default every file of
+ * the script's target (its program and libraries, or the files its process
+ * maps). A marker sends every hit with all its arguments, so the function
+ * options (`args`, `noReturn`, `minDurationNs`, `sampleRate`) do not apply.
+ */
+export type UsdtOptions = Pick<TraceOptions, "binary" | "pid">;
+
+const USDT_NAME = /^[A-Za-z0-9_*?]+:[A-Za-z0-9_*?]+$/;
+
+/**
+ * Probes a USDT marker, the static probes programs build in with
+ * `<sys/sdt.h>` (Postgres, Python, Node, the JVM, libstdc++), named
+ * `"provider:name"`; a `*` in the name matches several. An event per hit,
+ * with no duration or return value: `args` holds the marker's arguments as
+ * integers (the first six), and `functionName` says which marker fired.
+ * An is-enabled marker (guarded by a semaphore) needs a running process:
+ * start the script with `--pid`.
+ *
+ * @example
+ * ```ts ignore
+ * import * as coral from "@coral/sdk";
+ * for await (const event of coral.trace.usdt("python:gc__start", { pid: 4242 })) {
+ *   console.log("collecting generation", event.args[0]);
+ * }
+ * ```
+ */
+export function usdt(marker: string, opts: UsdtOptions = {}): ProbeStream {
+  const label = `trace.usdt(${JSON.stringify(marker)})`;
+  if (typeof marker !== "string" || !USDT_NAME.test(marker)) {
+    throw new CoralError(
+      "INVALID_ARGUMENT",
+      `${label}: expected "provider:name" (a * in name matches several)`,
+    );
+  }
+  const extra = Object.keys(opts ?? {}).filter((k) =>
+    k !== "binary" && k !== "pid"
+  );
+  if (extra.length > 0) {
+    throw new CoralError(
+      "INVALID_ARGUMENT",
+      `${label}: ${
+        extra.join(", ")
+      } do not apply: a marker sends every hit with its arguments`,
+    );
+  }
+  return stream(ProbeKind.PROBE_KIND_USDT, "usdt", marker, opts);
+}

@@ -27,6 +27,9 @@ Deno.test("trace.*: bad options throw INVALID_ARGUMENT before connecting", () =>
       () => coral.trace.uprobe(""),
       () => coral.trace.uretprobe("f", { noReturn: true }),
       () => coral.trace.tracepoint("no_colon"),
+      () => coral.trace.usdt("no_colon"),
+      () => coral.trace.usdt("a:b c"),
+      () => coral.trace.usdt("a:b", { args: 2 } as coral.UsdtOptions),
     ]
   ) {
     const e = assertThrows(f);

@@ -133,7 +133,7 @@ pub struct ProbeConfig {
 pub struct Subscribe {
     #[prost(enumeration = "ProbeKind", tag = "1")]
     pub kind: i32,
-    /// function, wildcard, or CATEGORY:NAME
+    /// function, wildcard, CATEGORY:NAME or PROVIDER:NAME
     #[prost(string, tag = "2")]
     pub name: ::prost::alloc::string::String,
     /// overrides the script's target
@@ -400,6 +400,8 @@ pub enum ProbeKind {
     Kprobe = 3,
     /// name is CATEGORY:NAME
     Tracepoint = 4,
+    /// name is PROVIDER:NAME (a USDT marker; * in NAME matches several)
+    Usdt = 5,
 }
 impl ProbeKind {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -413,6 +415,7 @@ impl ProbeKind {
             Self::Uretprobe => "PROBE_KIND_URETPROBE",
             Self::Kprobe => "PROBE_KIND_KPROBE",
             Self::Tracepoint => "PROBE_KIND_TRACEPOINT",
+            Self::Usdt => "PROBE_KIND_USDT",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -423,6 +426,7 @@ impl ProbeKind {
             "PROBE_KIND_URETPROBE" => Some(Self::Uretprobe),
             "PROBE_KIND_KPROBE" => Some(Self::Kprobe),
             "PROBE_KIND_TRACEPOINT" => Some(Self::Tracepoint),
+            "PROBE_KIND_USDT" => Some(Self::Usdt),
             _ => None,
         }
     }

@@ -14,11 +14,13 @@ class ProbeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PROBE_KIND_URETPROBE: _ClassVar[ProbeKind]
     PROBE_KIND_KPROBE: _ClassVar[ProbeKind]
     PROBE_KIND_TRACEPOINT: _ClassVar[ProbeKind]
+    PROBE_KIND_USDT: _ClassVar[ProbeKind]
 PROBE_KIND_UNSPECIFIED: ProbeKind
 PROBE_KIND_UPROBE: ProbeKind
 PROBE_KIND_URETPROBE: ProbeKind
 PROBE_KIND_KPROBE: ProbeKind
 PROBE_KIND_TRACEPOINT: ProbeKind
+PROBE_KIND_USDT: ProbeKind
 
 class Request(_message.Message):
     __slots__ = ("id", "hello", "subscribe", "emit", "query", "get_percentile", "get_error_rate", "find_slow", "find_errors", "get_cpu", "get_memory", "list_functions", "get_function")

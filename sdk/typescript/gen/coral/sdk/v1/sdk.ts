@@ -31,6 +31,8 @@ export enum ProbeKind {
   PROBE_KIND_KPROBE = 3,
   /** PROBE_KIND_TRACEPOINT - name is CATEGORY:NAME */
   PROBE_KIND_TRACEPOINT = 4,
+  /** PROBE_KIND_USDT - name is PROVIDER:NAME (a USDT marker; * in NAME matches several) */
+  PROBE_KIND_USDT = 5,
   UNRECOGNIZED = -1,
 }
 
@@ -51,6 +53,9 @@ export function probeKindFromJSON(object: any): ProbeKind {
     case 4:
     case "PROBE_KIND_TRACEPOINT":
       return ProbeKind.PROBE_KIND_TRACEPOINT;
+    case 5:
+    case "PROBE_KIND_USDT":
+      return ProbeKind.PROBE_KIND_USDT;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -70,6 +75,8 @@ export function probeKindToJSON(object: ProbeKind): string {
       return "PROBE_KIND_KPROBE";
     case ProbeKind.PROBE_KIND_TRACEPOINT:
       return "PROBE_KIND_TRACEPOINT";
+    case ProbeKind.PROBE_KIND_USDT:
+      return "PROBE_KIND_USDT";
     case ProbeKind.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -159,7 +166,7 @@ export interface ProbeConfig {
 
 export interface Subscribe {
   kind: ProbeKind;
-  /** function, wildcard, or CATEGORY:NAME */
+  /** function, wildcard, CATEGORY:NAME or PROVIDER:NAME */
   name: string;
   /** overrides the script's target */
   binary: string;
