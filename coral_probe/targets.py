@@ -16,6 +16,9 @@ class Target:
     path: str            # file to read symbols from and attach to
     pid: int | None      # process filter (kernel-side), None for every process
     display: str         # what the user named
+    # Searched after `path` for a function named without --binary: what the
+    # program loads. Empty when the user pinned a file (--binary).
+    libraries: tuple[str, ...] = ()
 
 
 def _is_elf(path: str) -> bool:
@@ -69,6 +72,20 @@ def loaded_files(pid: int | None = None, *, program: str | None = None) -> list[
     return list(found)
 
 
+def display_path(path: str, pid: int | None) -> str:
+    """`path` as the process itself names it: coral reads a process's files
+    through /proc/PID/root, which the user never typed."""
+    return path.removeprefix(f"/proc/{pid}/root") if pid is not None else path
+
+
+def file_identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def _library_loaded(spec: str, pid: int | None, program: str | None) -> str | None:
     by_file: dict[tuple[int, int], str] = {}
     for path in loaded_files(pid, program=program):
@@ -82,7 +99,7 @@ def _library_loaded(spec: str, pid: int | None, program: str | None) -> str | No
         if program is not None:
             where, shown = f"the command {os.path.basename(program)}", sorted(by_file.values())
         else:
-            where, shown = f"pid {pid}", sorted(p.removeprefix(f"/proc/{pid}/root") for p in by_file.values())
+            where, shown = f"pid {pid}", sorted(display_path(p, pid) for p in by_file.values())
         raise CoralError(f"{spec} names {len(shown)} different files loaded by {where}: "
                          f"{', '.join(shown)}; give the path of one")
     return next(iter(by_file.values()), None)
@@ -153,8 +170,12 @@ def resolve_pid(pid: int) -> Target:
     name = _process_name(pid)
     display = real if name in ("", os.path.basename(real.removesuffix(" (deleted)"))) else f"{name} ({real})"
     # /proc/PID/exe is the process's own inode, whatever mount namespace it
-    # lives in, so it is both the symbol source and the attach path.
-    return Target(path=exe, pid=pid, display=safe_text(display))
+    # lives in, so it is both the symbol source and the attach path. Its
+    # mapping appears among the loaded files under its own name too; a file
+    # deleted since it was mapped is not there to read.
+    exe_identity = file_identity(exe)
+    libraries = tuple(p for p in loaded_files(pid) if (i := file_identity(p)) is not None and i != exe_identity)
+    return Target(path=exe, pid=pid, display=safe_text(display), libraries=libraries)
 
 
 def _command_path(argv: list[str]) -> str:
@@ -166,6 +187,24 @@ def _command_path(argv: list[str]) -> str:
     if not os.access(program, os.X_OK):
         raise CoralError(f"not executable: {argv[0]}")
     return program
+
+
+def program_target(program: str, pid: int | None) -> Target:
+    """A command coral starts, unpinned: its libraries are those ld.so will
+    load for it with coral's environment, which it inherits."""
+    path, *libraries = loaded_files(program=program)
+    return Target(path=path, pid=pid, display=path, libraries=tuple(libraries))
+
+
+def resolve_target(binary: str | None, pid: int | None, program: str | None = None) -> Target | None:
+    """What a session's target probes when a script names no file: `binary`
+    pinned, unless it is the `program` of the command coral started (then the
+    command with its libraries, as for a `pid` alone); None with no target."""
+    if binary and binary != program:
+        return resolve_binary(binary, pid, program=program)
+    if program:
+        return program_target(program, pid)
+    return resolve_pid(pid) if pid else None
 
 
 def command_program(argv: list[str]) -> str:
@@ -195,7 +234,7 @@ class LaunchedCommand:
         return self.process.pid
 
     def target(self) -> Target:
-        return Target(path=self.program, pid=self.pid, display=self.program)
+        return program_target(self.program, self.pid)
 
     def release(self) -> None:
         if self._write_end is not None:

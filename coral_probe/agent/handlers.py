@@ -143,34 +143,37 @@ class Handlers:
                                                  used_bytes=mem["used"], usage_percent=mem["usage_percent"]))
 
     def _symbols(self, ctx: ExecutionContext, binary: str):
-        from ..symbols import SymbolTable
-        from ..targets import resolve_binary, resolve_pid
+        """The target whose functions a script asks about: a file it names, or
+        its own target with the libraries that loads."""
+        from ..targets import resolve_binary, resolve_target
 
-        pid = ctx.target.pid
+        t = ctx.target
         if binary:
-            self.policy.check_binary(binary, ctx.target)
-            target = resolve_binary(binary, pid, program=ctx.target.program)
-        elif ctx.target.binary:
-            target = resolve_binary(ctx.target.binary, pid, program=ctx.target.program)
-        elif pid:
-            target = resolve_pid(pid)
-        else:
+            self.policy.check_binary(binary, t)
+            return resolve_binary(binary, t.pid, program=t.program)
+        target = resolve_target(t.binary, t.pid, t.program)
+        if target is None:
             raise CoralError("no binary: pass { binary } or start the script with a target")
-        return SymbolTable(target.path)
+        return target
 
     @staticmethod
-    def _info(fn, path: str) -> pb.FunctionInfo:
-        return pb.FunctionInfo(name=fn.name, symbol=fn.symbol, address=fn.address, size=fn.size, binary=path)
+    def _info(located) -> pb.FunctionInfo:
+        # `binary` is the path coral read, so a script can hand it back as { binary }
+        # (a container's files through /proc/PID/root).
+        fn = located.function
+        return pb.FunctionInfo(name=fn.name, symbol=fn.symbol, address=fn.address, size=fn.size,
+                               binary=located.path)
 
     def _list_functions(self, ctx, m: pb.ListFunctions) -> pb.Response:
-        with self._symbols(ctx, m.binary) as table:
-            pattern = m.pattern or "*"
-            found = table.match(pattern, limit=10**9) if pattern != "*" else sorted(table.functions, key=lambda f: f.name)
-            limit = m.limit or 1000
-            return pb.Response(functions=pb.FunctionsReply(
-                functions=[self._info(f, table.path) for f in found[:limit]], total=len(found)))
+        from ..function_lookup import list_functions
+
+        found = list_functions(self._symbols(ctx, m.binary), m.pattern or "*")
+        limit = m.limit or 1000
+        return pb.Response(functions=pb.FunctionsReply(
+            functions=[self._info(f) for f in found[:limit]], total=len(found)))
 
     def _get_function(self, ctx, m: pb.GetFunction) -> pb.Response:
-        with self._symbols(ctx, m.binary) as table:
-            matches = table.match(m.name, limit=1)
-            return pb.Response(function=pb.FunctionReply(function=self._info(matches[0], table.path)))
+        from ..function_lookup import find_functions
+
+        matches = find_functions(self._symbols(ctx, m.binary), [m.name], limit=1)
+        return pb.Response(function=pb.FunctionReply(function=self._info(matches[0])))

@@ -162,6 +162,10 @@ class Subscriptions:
                 raise ResourceExhausted(f"this script has {MAX_SUBSCRIPTIONS_PER_SCRIPT} subscriptions open "
                                         "(the limit); close a stream (break out of its loop) first")
             probe = self._adopted.get(req.name) if req.kind in (pb.PROBE_KIND_UPROBE, pb.PROBE_KIND_URETPROBE) else None
+            if req.kind == pb.PROBE_KIND_USDT:  # a marker the CLI session probes (`--usdt M --script`)
+                probe = self._adopted.get(req.name)
+            if probe is not None and (probe.plan.probe_type == "usdt") != (req.kind == pb.PROBE_KIND_USDT):
+                probe = None
             if probe is None:
                 key = self._key(req, target)
                 probe = self._probes.get(key)
@@ -279,7 +283,7 @@ class Subscriptions:
         from .. import _native
         from ..clock import monotonic_to_epoch_offset_ns
         from ..plan import load_kernel_functions, plan_functions, plan_tracepoints
-        from ..targets import resolve_binary, resolve_pid
+        from ..targets import resolve_binary, resolve_target
 
         opts = _options(req)
         pid = req.pid or target.pid
@@ -289,16 +293,28 @@ class Subscriptions:
         elif req.kind == pb.PROBE_KIND_KPROBE:
             plan, attachment = load_kernel_functions([req.name], opts, pid)
         elif req.kind in (pb.PROBE_KIND_UPROBE, pb.PROBE_KIND_URETPROBE):
-            binary = req.binary or target.binary
-            if binary:
-                # A script's own pid is another process: the command's program says nothing of it.
-                resolved = resolve_binary(binary, pid, program=target.program if pid == target.pid else None)
-            elif pid:
-                resolved = resolve_pid(pid)
+            # A script's own pid is another process: the command's program says nothing of it.
+            program = target.program if pid == target.pid else None
+            if req.binary:
+                resolved = resolve_binary(req.binary, pid, program=program)
             else:
+                # No file named: the target's program and then its libraries (function_lookup).
+                resolved = resolve_target(target.binary, pid, program)
+            if resolved is None:
                 raise CoralError("no target for this probe: start the script with --pid, --binary or "
                                  "-- COMMAND, or pass { binary } or { pid }")
             plan = plan_functions(resolved, [req.name], opts)
+        elif req.kind == pb.PROBE_KIND_USDT:
+            from ..usdt import plan_usdt
+
+            # Without a file named: the command's program and its libraries, or every file of the process.
+            program = target.program if pid == target.pid else None
+            binary = req.binary or (target.binary if target.binary != program else None)
+            if not (binary or program or pid):
+                raise CoralError("no target for this probe: start the script with --pid, --binary or "
+                                 "-- COMMAND, or pass { binary } or { pid }")
+            resolved = resolve_binary(binary, pid, program=program) if binary else None
+            plan = plan_usdt([req.name], opts, binary=resolved, pid=pid, program=None if resolved else program)
         else:
             raise CoralError(f"unknown probe kind {req.kind}")
         if attachment is None:
