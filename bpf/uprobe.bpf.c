@@ -5,8 +5,11 @@
  * correctly; latency filtering happens here, before the ring buffer. The
  * counters (bpf/coral_event.h) account for every hit: a recorded entry is
  * "opened" and later "closed" by its return or by unwinding past it.
- * coral_probe/bpf_source.py appends one CORAL_PROBE(id) line per function
- * (CORAL_PROBE_VOID(id) for one known to return nothing). */
+ * coral_probe/bpf_source.py appends CORAL_MULTI_PROBES: one program for all
+ * entries and one for all returns, attached through uprobe_multi links whose
+ * cookie says which function fired (coral_probe/uprobe_links.py); or, before
+ * Linux 6.6, one CORAL_PROBE(id) line per function (CORAL_PROBE_VOID(id) for
+ * one known to return nothing). */
 #include <uapi/linux/ptrace.h>
 #include "coral_common.h"
 
@@ -287,3 +290,17 @@ static __always_inline int coral_on_return(struct pt_regs *ctx, u32 probe_id, in
 #define CORAL_PROBE(id) CORAL_PROBE_WITH(id, 0)
 /* A function DWARF says returns nothing: its events carry CORAL_EV_NO_VALUE. */
 #define CORAL_PROBE_VOID(id) CORAL_PROBE_WITH(id, 1)
+
+/* A uprobe_multi cookie: the probe id, and whether DWARF says the function
+ * returns nothing (coral_probe/plan.py builds them). */
+#define CORAL_COOKIE_NO_VALUE (1ull << 32)
+#define CORAL_MULTI_PROBES                                                \
+	int coral_entry(struct pt_regs *ctx)                              \
+	{                                                                 \
+		return coral_on_entry(ctx, (u32)bpf_get_attach_cookie(ctx)); \
+	}                                                                 \
+	int coral_return(struct pt_regs *ctx)                             \
+	{                                                                 \
+		u64 cookie = bpf_get_attach_cookie(ctx);                  \
+		return coral_on_return(ctx, (u32)cookie, !!(cookie & CORAL_COOKIE_NO_VALUE)); \
+	}

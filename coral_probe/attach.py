@@ -73,24 +73,28 @@ def _first_error(diagnostics: str) -> str:
 class Attachment:
     """One compiled module plus everything attached from it."""
 
-    def __init__(self, program: Program):
+    def __init__(self, program: Program, *, usdt_contexts=()):
         require_privileges()
         bcc = import_bcc()
         ensure_mounted()
         self.program = program
         with _captured_stderr() as diagnostics:
             try:
-                self.bpf = bcc.BPF(text=program.text.encode(), cflags=list(program.cflags))
+                self.bpf = bcc.BPF(text=program.text.encode(), cflags=list(program.cflags),
+                                   usdt_contexts=list(usdt_contexts))
             except Exception as e:  # bcc raises bare Exception
                 failure = e
             else:
                 failure = None
         if failure is not None:
-            detail = _first_error(diagnostics[0]) if diagnostics else str(failure)
+            # Nothing from clang: bcc failed after the compile (e.g. attaching a USDT marker).
+            detail = _first_error(diagnostics[0]) if diagnostics and diagnostics[0].strip() else str(failure)
             if not os.path.exists(f"/lib/modules/{os.uname().release}/build"):
                 raise EnvironmentProblem(f"BPF compile failed: no kernel headers for {os.uname().release}")
             raise BpfLoadError(detail)
         self.attached = 0
+        self.usdt_contexts = tuple(usdt_contexts)  # their semaphores are lowered at detach
+        self.links: list[int] = []  # uprobe_multi link fds: closing one detaches all its probes
 
     @property
     def ringbuf_fd(self) -> int:
@@ -117,6 +121,24 @@ class Attachment:
     def go_return_probe(self, path: str, symbol: str, probe_id: int, pid: int | None, address: int) -> None:
         self._attach(f"return probe {symbol} ({address:#x}) in {path}", lambda: self.bpf.attach_uprobe(
             name=path.encode(), addr=address, fn_name=f"coral_return_{probe_id}".encode(), pid=pid or -1))
+
+    def uprobe_multi(self, path: str, offsets: list[int], cookies: list[int], pid: int | None, *,
+                     program: str, returns: bool) -> None:
+        """One link for every offset of `path` (file offsets, not addresses):
+        `program` (coral_entry / coral_return) runs at each, with its cookie."""
+        from . import uprobe_links
+
+        bcc = import_bcc()
+        try:
+            fn = self.bpf.load_func(program.encode(), bcc.BPF.KPROBE,
+                                    attach_type=uprobe_links.BPF_TRACE_UPROBE_MULTI)
+            fd = uprobe_links.link(fn.fd, path, offsets, cookies, pid, returns=returns)
+        except OSError as e:
+            kind = "return probes" if returns else "probes"
+            raise CoralError(f"cannot attach {len(offsets)} {kind} in {path}: {e.strerror}") from None
+        except Exception as e:  # bcc's load_func raises bare Exception with the verifier's verdict
+            raise CoralError(f"cannot load {program}: {e}") from None
+        self.links.append(fd)
 
     def kprobe(self, function: str, probe_id: int, with_return: bool) -> None:
         self.bpf.attach_kprobe(event=function.encode(), fn_name=f"coral_entry_{probe_id}".encode())
@@ -147,6 +169,8 @@ class Attachment:
         bpf = self.bpf
         if bpf is None:
             return
+        while self.links:
+            os.close(self.links.pop())
         for ev_name in list(bpf.uprobe_fds):
             bpf.detach_uprobe_event(ev_name)
         for ev_name in list(bpf.kprobe_fds):
@@ -162,6 +186,21 @@ class Attachment:
             self.detach_probes()
             self.bpf.cleanup()
             self.bpf = None
+        close_usdt_contexts(self.usdt_contexts)
+
+
+def close_usdt_contexts(contexts) -> None:
+    """Closes bcc USDT contexts now, which lowers the semaphores of the
+    is-enabled markers they raised in the target process: not left to the
+    garbage collector, which coral's exit (os._exit) never runs."""
+    if not contexts:
+        return
+    from bcc.libbcc import lib
+
+    for context in contexts:
+        if context.context:
+            lib.bcc_usdt_close(context.context)
+            context.context = None  # bcc's own __del__ closes None: a no-op
 
 
 class BpfLoadError(EnvironmentProblem):

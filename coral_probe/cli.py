@@ -47,6 +47,8 @@ def probe() -> None:
 @click.option("--kernel", "kernel_functions", multiple=True, metavar="FUNCTION",
               help="Kernel function (kprobe, fentry fallback).")
 @click.option("-t", "--tracepoint", "tracepoints", multiple=True, metavar="CATEGORY:NAME", help="Kernel tracepoint.")
+@click.option("-u", "--usdt", "usdt", multiple=True, metavar="PROVIDER:NAME",
+              help="USDT marker (sys/sdt.h; * in NAME matches several): an event per hit with its arguments.")
 @click.option("--ret/--no-ret", "with_return", default=True, show_default=True,
               help="Return probes: latency and return value.")
 @click.option("--args", "nargs", type=click.IntRange(0, 6), default=0, show_default=True,
@@ -57,14 +59,14 @@ def probe() -> None:
 @click.option("-o", "--output", type=click.Choice(["table", "jsonl"]), default="table", show_default=True)
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
               help="DuckDB file [default: $CORAL_HOME/agent.duckdb].")
-@click.option("--max-functions", type=click.IntRange(1, 1024), default=64, show_default=True,
+@click.option("--max-functions", type=click.IntRange(1, 1 << 20), default=64, show_default=True,
               help="Cap on functions a wildcard may select.")
 @click.option("--script", "script", type=click.Path(dir_okay=False, path_type=Path),
               help="TypeScript filter script: its trace.uprobe(FUNCTION) joins these probes.")
 @click.option("--ring-pages", type=int, default=1024, hidden=True, help="Ring buffer size in pages.")
 @click.option("--dump-bpf", is_flag=True, hidden=True, help="Print the generated BPF program and exit.")
 @click.pass_context
-def probe_attach(ctx: click.Context, functions, binary, pid, kernel_functions, tracepoints, with_return, nargs,
+def probe_attach(ctx: click.Context, functions, binary, pid, kernel_functions, tracepoints, usdt, with_return, nargs,
                  min_duration, sample, duration, output, db_path, script, max_functions, ring_pages, dump_bpf) -> None:
     """Attach to FUNCTION... and stream every call.
 
@@ -73,6 +75,7 @@ def probe_attach(ctx: click.Context, functions, binary, pid, kernel_functions, t
     coral probe attach 'Process*' --pid 4242 --args 2 -o jsonl
     coral probe attach ProcessPayment --min-duration 500ms -- ./payments --calls 100
     coral probe attach --tracepoint syscalls:sys_enter_openat --duration 5s
+    coral probe attach --usdt python:function__entry --pid 4242
     """
     from .plan import ProbeOptions
     from .session import AttachRequest, run_attach
@@ -83,10 +86,46 @@ def probe_attach(ctx: click.Context, functions, binary, pid, kernel_functions, t
         sample=sample, ringbuf_pages=ring_pages, max_functions=max_functions)
     request = AttachRequest(
         functions=list(functions), kernel_functions=list(kernel_functions), tracepoints=list(tracepoints),
+        usdt=list(usdt),
         binary=binary, pid=pid, command=(ctx.obj or {}).get(_COMMAND_KEY, []), options=options,
         duration_s=parse_duration_ns(duration, option="--duration") / 1e9 if duration else None,
         output=output, db_path=db_path, dump_bpf=dump_bpf, script=script)
     ctx.exit(run_attach(request))
+
+
+@probe.command("list")
+@click.option("--usdt", "usdt", is_flag=True, help="USDT markers (the only listing so far).")
+@click.option("-b", "--binary", metavar="PATH", help="Executable or shared library (`libc` style names too).")
+@click.option("-p", "--pid", type=int, help="Every file this process maps (its executable unless --binary).")
+@click.pass_context
+def probe_list(ctx: click.Context, usdt: bool, binary: str | None, pid: int | None) -> None:
+    """List what can be probed in a target: --usdt, its USDT markers.
+
+    \b
+    coral probe list --usdt --binary /usr/bin/python3
+    coral probe list --usdt --pid 4242
+    coral probe list --usdt -- ./app
+    """
+    from .targets import check_pid, command_program, resolve_binary
+    from .usdt import list_markers
+
+    if not usdt:
+        raise click.UsageError("give --usdt: USDT markers are what `probe list` lists (functions: a script's "
+                               "functions.list)")
+    command = (ctx.obj or {}).get(_COMMAND_KEY, [])
+    program = command_program(command) if command else None
+    if binary is None and pid is None and program is None:
+        raise CoralError("no target: give --binary PATH, --pid PID or -- COMMAND [ARGS]")
+    if pid is not None:
+        check_pid(pid)
+    target = resolve_binary(binary, pid, program=program) if binary is not None else None
+    markers = list_markers(target, pid, None if target else program)
+    for m in markers:
+        guard = "  semaphore" if m.semaphore else ""
+        shown = m.path if pid is None else m.path.removeprefix(f"/proc/{pid}/root")
+        click.echo(safe_text(f"{m.spec}  args={m.nargs}  locations={m.locations}{guard}  {shown}"))
+    if not markers:
+        click.echo("no USDT markers", err=True)
 
 
 @cli.command("run", context_settings={"max_content_width": 100})

@@ -52,6 +52,18 @@ def _uprobes() -> Check:
     return Check("uprobes", "fail", "no uprobe PMU and no uprobe_events", "a kernel with CONFIG_UPROBE_EVENTS")
 
 
+def _function_probes() -> Check:
+    from . import uprobe_links
+
+    if uprobe_links.mode() == uprobe_links.MULTI:
+        return Check("function probes", "ok", "uprobe_multi links: one program and one link per file for "
+                     f"all functions, up to {uprobe_links.MAX_UPROBE_MULTI_CNT:,} per link")
+    if uprobe_links.kernel_has_uprobe_multi():
+        return Check("function probes", "info", f"per-probe uprobes, forced by {uprobe_links.MODE_ENV}")
+    return Check("function probes", "warn", "per-probe uprobes (no uprobe_multi links before Linux 6.6): "
+                 "~0.1 s to detach each, at most 1000 probes", "a kernel >= 6.6")
+
+
 def _kprobes() -> Check:
     if kernel_has_kprobes():
         return Check("kprobes", "ok", f"kprobe PMU type {_pmu('kprobe') or '?'}")
@@ -155,7 +167,7 @@ def _script_files() -> Check:
 
 def run_checks() -> list[Check]:
     checks = [Check("kernel", "info", f"{platform.release()} {platform.machine()}"),
-              _privileges(), _btf(), _uprobes(), _kprobes(), *_tracefs_and_tracepoints(), _bcc(), _headers(), _deno(),
+              _privileges(), _btf(), _uprobes(), _function_probes(), _kprobes(), *_tracefs_and_tracepoints(), _bcc(), _headers(), _deno(),
               _landlock(), _script_cgroups(), _script_files()]
     return checks
 

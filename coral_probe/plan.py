@@ -4,12 +4,13 @@ tracepoints) into one BPF program and the attach calls that go with it."""
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import bpf_source
+from . import _native, bpf_source, uprobe_links
 from .attach import Attachment, BpfLoadError, kernel_has_kprobes, release_compiler_memory
 from .errors import CoralError
+from .function_lookup import Located, find_functions
 from .kernel_symbols import kernel_function, tracepoint_name
-from .symbols import MAX_FUNCTIONS, SymbolTable
-from .targets import Target
+from .symbols import MAX_FUNCTIONS, Function, SymbolTable
+from .targets import Target, display_path
 from .tracefs import ensure_mounted, tracepoint_fields
 
 
@@ -43,9 +44,12 @@ class Plan:
     attach: Callable[[Attachment], None]
     target: str
     notes: list[str] = field(default_factory=list)
+    # bcc USDT contexts (coral_probe/usdt.py): bcc generates the argument
+    # readers and attaches the markers' uprobes when the program loads.
+    usdt_contexts: tuple = ()
 
     def load(self) -> Attachment:
-        attachment = Attachment(self.program)
+        attachment = Attachment(self.program, usdt_contexts=self.usdt_contexts)
         try:
             self.attach(attachment)
         except BaseException:
@@ -56,44 +60,128 @@ class Plan:
         return attachment
 
 
-def plan_functions(target: Target, patterns: list[str], opts: ProbeOptions) -> Plan:
-    with SymbolTable(target.path) as table:
-        functions, seen = [], set()
-        for pattern in patterns:
-            for fn in table.match(pattern, limit=opts.max_functions):
-                if fn.symbol not in seen:
-                    seen.add(fn.symbol)
-                    functions.append(fn)
-        if len(functions) > opts.max_functions:
-            raise CoralError(f"{len(functions)} functions selected, more than the cap of {opts.max_functions}")
-        go = table.is_go
-        # Go: never uretprobes. A return probe on each RET, paired by stack pointer.
-        returns = {fn.symbol: table.ret_offsets(fn) for fn in functions} if go and opts.with_return else {}
-        # A void function's return register is garbage: its events get no ret.
-        # Only asked with return probes, as it parses DWARF units.
-        returns_value = [table.returns_value(fn) for fn in functions] if opts.with_return else []
-    program = bpf_source.function_probes(
-        len(functions), with_return=opts.with_return, min_duration_ns=opts.min_duration_ns,
-        sample=opts.sample, go_abi=go, filter_tgid=target.pid, ringbuf_pages=opts.ringbuf_pages,
-        returns_value=returns_value)
+@dataclass(frozen=True)
+class _Point:
+    """One probed function and where its probes go in `path`: virtual
+    addresses (bcc converts them) and file offsets (for uprobe_multi links)."""
+    path: str
+    function: Function
+    entry: int
+    returns: tuple[int, ...]   # Go: each RET; C: the uretprobe's (== entry)
+    entry_offset: int
+    return_offsets: tuple[int, ...]
+    returns_value: bool | None
 
-    def attach(a: Attachment) -> None:
-        # Return probes first: a call entered between an entry probe and its
-        # uretprobe would be recorded and never see its return. This way a
-        # call's return is missed only if its entry is too (before attach).
-        for probe_id, fn in enumerate(functions):
-            if not opts.with_return:
-                break
-            if go:
-                for offset in returns[fn.symbol]:
-                    a.go_return_probe(target.path, fn.symbol, probe_id, target.pid, fn.address + offset)
-            else:
-                a.uretprobe(target.path, fn.symbol, probe_id, target.pid, address=fn.address)
-        for probe_id, fn in enumerate(functions):
-            a.uprobe(target.path, fn.symbol, probe_id, target.pid, address=fn.address)
+
+def plan_functions(target: Target, patterns: list[str], opts: ProbeOptions) -> Plan:
+    located = find_functions(target, patterns, limit=opts.max_functions)
+    if len(located) > opts.max_functions:
+        raise CoralError(f"{len(located)} functions selected, more than the cap of {opts.max_functions}")
+    points, go = _probe_points(located, opts)
+    mode = uprobe_links.mode()
+    if mode == uprobe_links.PER_PROBE:
+        _check_per_probe_quota(points, opts)
+    program = bpf_source.function_probes(
+        len(points), with_return=opts.with_return, min_duration_ns=opts.min_duration_ns,
+        sample=opts.sample, go_abi=go, filter_tgid=target.pid, ringbuf_pages=opts.ringbuf_pages,
+        returns_value=[p.returns_value for p in points], multi=mode == uprobe_links.MULTI)
+    attach = _attach_linked if mode == uprobe_links.MULTI else _attach_one_by_one
 
     notes = ["Go binary: return probes on RET instructions, no uretprobes"] if go and opts.with_return else []
-    return Plan("uprobe", [fn.name for fn in functions], opts.nargs, program, attach, target.display, notes)
+    # Named without --binary, a function may live in a library the program loads.
+    files = list(dict.fromkeys(p.path for p in points))
+    where = target.display if files == [target.path] else ", ".join(display_path(f, target.pid) for f in files)
+    return Plan("uprobe", [p.function.name for p in points], opts.nargs, program,
+                lambda a: attach(a, points, target.pid, go, opts.with_return), where, notes)
+
+
+def _probe_points(located: list[Located], opts: ProbeOptions) -> tuple[list[_Point], bool]:
+    points, abis = [], set()
+    tables: dict[str, SymbolTable] = {}
+    try:
+        for path, fn in ((found.path, found.function) for found in located):
+            table = tables.get(path) or tables.setdefault(path, SymbolTable(path))
+            abis.add(table.is_go)
+            entry, uretprobe = _cheapest_points(table, fn, opts.with_return)
+            if not opts.with_return:
+                returns: tuple[int, ...] = ()
+            elif table.is_go:
+                # Go: never uretprobes (the runtime moves goroutine stacks). A
+                # return probe on each RET, paired by the frame's place in the stack.
+                returns = tuple(fn.address + off for off in table.ret_offsets(fn))
+            else:
+                returns = (uretprobe,)
+            # A void function's return register is garbage: its events get no
+            # ret. Only asked with return probes, as it parses DWARF units.
+            returns_value = table.returns_value(fn) if opts.with_return else None
+            points.append(_Point(path, fn, entry, returns, table.file_offset(entry),
+                                 tuple(table.file_offset(r) for r in returns), returns_value))
+    finally:
+        for table in tables.values():
+            table.close()
+    if len(abis) > 1:
+        raise CoralError("these functions mix Go and C calling conventions; probe each kind in a session of its own")
+    return points, abis == {True}
+
+
+def _cheapest_points(table: SymbolTable, fn: Function, with_return: bool) -> tuple[int, int]:
+    """(entry, uretprobe) addresses: past a first instruction the kernel would
+    single-step (~10 µs a hit here: endbr64, sub, mov) to one it emulates
+    (push, nop, branch: ~1 µs), where the rules of native/src/symbols.rs
+    `attach_points` prove the probe reads the same there; else the start."""
+    try:
+        code = table.code(fn)
+    except CoralError:
+        return fn.address, fn.address
+    points = _native.attach_points(code, fn.address, table.is_go, with_return)
+    return points.entry, points.ret if points.ret is not None else fn.address
+
+
+# bcc refuses more perf-event probes than this per process ("global quota").
+_BCC_PROBE_QUOTA = 1000
+
+
+def _check_per_probe_quota(points: list[_Point], opts: ProbeOptions) -> None:
+    needed = sum(1 + len(p.returns) for p in points)
+    if needed > _BCC_PROBE_QUOTA:
+        raise CoralError(f"{len(points)} functions need {needed} probes, more than the {_BCC_PROBE_QUOTA} "
+                         "one-by-one uprobes bcc allows; this kernel has no uprobe_multi links (Linux 6.6+): "
+                         "narrow the pattern")
+
+
+def _attach_linked(a: Attachment, points: list[_Point], pid: int | None, go: bool, with_return: bool) -> None:
+    """Per file, one link for every return probe, then one for every entry
+    (return probes first: see `_attach_one_by_one`)."""
+    by_path: dict[str, list[tuple[int, _Point]]] = {}
+    for probe_id, point in enumerate(points):
+        by_path.setdefault(point.path, []).append((probe_id, point))
+    for path, group in by_path.items():
+        if with_return:
+            offsets, cookies = [], []
+            for probe_id, point in group:
+                cookie = bpf_source.multi_cookie(probe_id, point.returns_value)
+                offsets += point.return_offsets
+                cookies += [cookie] * len(point.return_offsets)
+            a.uprobe_multi(path, offsets, cookies, pid, program="coral_return", returns=not go)
+        a.uprobe_multi(path, [p.entry_offset for _, p in group], [probe_id for probe_id, _ in group], pid,
+                       program="coral_entry", returns=False)
+    a.attached = len(points)
+
+
+def _attach_one_by_one(a: Attachment, points: list[_Point], pid: int | None, go: bool, with_return: bool) -> None:
+    # Return probes first: a call entered between an entry probe and its
+    # uretprobe would be recorded and never see its return. This way a call's
+    # return is missed only if its entry is too (before attach).
+    for probe_id, point in enumerate(points):
+        if not with_return:
+            break
+        for address in point.returns:
+            if go:
+                a.go_return_probe(point.path, point.function.symbol, probe_id, pid, address)
+            else:
+                a.uretprobe(point.path, point.function.symbol, probe_id, pid, address=address)
+    for probe_id, point in enumerate(points):
+        a.uprobe(point.path, point.function.symbol, probe_id, pid, address=point.entry)
 
 
 def plan_tracepoints(specs: list[str], opts: ProbeOptions, pid: int | None) -> Plan:

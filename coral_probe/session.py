@@ -31,6 +31,7 @@ class AttachRequest:
     functions: list[str] = field(default_factory=list)
     kernel_functions: list[str] = field(default_factory=list)
     tracepoints: list[str] = field(default_factory=list)
+    usdt: list[str] = field(default_factory=list)  # PROVIDER:NAME markers (coral_probe/usdt.py)
     binary: str | None = None
     pid: int | None = None
     command: list[str] = field(default_factory=list)
@@ -42,13 +43,15 @@ class AttachRequest:
     script: Path | None = None
 
     def validate(self) -> None:
-        kinds = sum(bool(x) for x in (self.functions, self.kernel_functions, self.tracepoints))
+        kinds = sum(bool(x) for x in (self.functions, self.kernel_functions, self.tracepoints, self.usdt))
         if kinds == 0:
-            raise CoralError("nothing to probe: name a FUNCTION, --kernel FUNCTION or --tracepoint CATEGORY:NAME")
+            raise CoralError("nothing to probe: name a FUNCTION, --kernel FUNCTION, --tracepoint CATEGORY:NAME "
+                             "or --usdt PROVIDER:NAME")
         if kinds > 1:
-            raise CoralError("probe user functions, --kernel functions or --tracepoints, one kind per session")
+            raise CoralError("probe user functions, --kernel functions, --tracepoints or --usdt markers, "
+                             "one kind per session")
         has_target = self.binary is not None or self.pid is not None or bool(self.command)
-        if self.functions and not has_target:
+        if (self.functions or self.usdt) and not has_target:
             raise CoralError("no target: give --binary PATH, --pid PID or -- COMMAND [ARGS]")
         if self.pid is not None and self.command:
             raise CoralError("--pid and -- COMMAND exclude each other")
@@ -58,7 +61,12 @@ class AttachRequest:
             raise CoralError(f"invalid --output {self.output}: table or jsonl")
 
 
-def _plan(req: AttachRequest, target: Target | None, pid: int | None) -> tuple[Plan, Attachment | None]:
+def _plan(req: AttachRequest, target: Target | None, pid: int | None,
+          program: str | None = None) -> tuple[Plan, Attachment | None]:
+    if req.usdt:
+        from .usdt import plan_usdt
+
+        return plan_usdt(req.usdt, req.options, binary=target, pid=pid, program=program), None
     if req.tracepoints:
         return plan_tracepoints(req.tracepoints, req.options, pid), None
     if req.kernel_functions:
@@ -93,10 +101,14 @@ def run_attach(req: AttachRequest) -> int:
                     target = resolve_binary(req.binary, req.pid)
                 else:
                     target = resolve_pid(req.pid)
+            elif req.usdt and req.binary is not None:
+                # Without --binary, USDT markers are looked for in every file of the target (usdt.py).
+                target = resolve_binary(req.binary, launched.pid if launched else req.pid,
+                                        program=launched.program if launched else None)
             elif req.pid is not None:
                 check_pid(req.pid)
             pid = launched.pid if launched else req.pid
-            plan, attachment = _plan(req, target, pid)
+            plan, attachment = _plan(req, target, pid, launched.program if launched else None)
             if req.dump_bpf:
                 print(plan.program.dump())
                 return 0
@@ -113,6 +125,13 @@ def run_attach(req: AttachRequest) -> int:
             # attach) must not run on unprobed: _stream ends the others.
             if launched and (not streamed or sys.exc_info()[0] is not None):
                 launched.kill()
+
+
+def _listed(names: list[str], shown: int = 8) -> str:
+    """A wildcard may select thousands: the first few, then how many more."""
+    if len(names) <= shown:
+        return ", ".join(names)
+    return f"{', '.join(names[:shown])} and {len(names) - shown:,} more"
 
 
 def _counted(n: int, noun: str) -> str:
@@ -133,8 +152,10 @@ def _stream(req: AttachRequest, plan: Plan, attachment: Attachment, launched: La
         attachment.detach()
         raise
     writer = store.probe_event_writer(session_id, info)
+    # Python takes batches every 50 ms (flush_ms): polling the ring every 1 ms
+    # (~20 ms of CPU per second, idle or not) only serves scripts' latency.
     consumer = _native.RingConsumer(attachment.ringbuf_fd, plan.names, [plan.nargs] * len(plan.names),
-                                    monotonic_to_epoch_offset_ns())
+                                    monotonic_to_epoch_offset_ns(), poll_ms=1 if req.script else 10)
     title = f"coral probe: {', '.join(plan.names[:4])}{' ...' if len(plan.names) > 4 else ''} in {plan.target}"
     view = JsonlView() if req.output == "jsonl" else TableView(title, plan.names, plan.nargs, plan.notes)
     started = time.monotonic()
@@ -160,12 +181,14 @@ def _stream(req: AttachRequest, plan: Plan, attachment: Attachment, launched: La
     if req.script:
         from .agent.subscriptions import AgentTarget
 
-        script_target = AgentTarget(binary=target.path if target else None, pid=pid,
+        # A --pid without --binary is no binary: the script's probes search the
+        # process's libraries too, as with `coral run --pid`.
+        script_target = AgentTarget(binary=target.path if target and (req.binary or launched) else None, pid=pid,
                                     program=launched.program if launched else None)
         script_agent = _ScriptAgent(req, store, plan, consumer, script_target)
     if req.output == "jsonl":
         probes = _counted(attachment.attached, "probe")
-        print(f"coral: attached {probes} for {', '.join(plan.names)} in {plan.target}"
+        print(f"coral: attached {probes} for {_listed(plan.names)} in {plan.target}"
               f"{f' (pid {pid})' if pid else ''}; session {session_id}", file=sys.stderr, flush=True)
     try:
         with view:
@@ -196,6 +219,7 @@ def _stream(req: AttachRequest, plan: Plan, attachment: Attachment, launched: La
                 if now >= next_tick:
                     counters = attachment.counters()
                     view.tick(snapshot())
+                    writer.flush_due()  # rows that waited FLUSH_AFTER_S for their row group
                     next_tick = now + 0.25
                 wait_ms = 100 if deadline is None else max(1, min(100, int((deadline - now) * 1000) + 1))
                 batch = consumer.poll(wait_ms)

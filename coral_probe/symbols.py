@@ -4,6 +4,7 @@ and matching what the user typed against them."""
 import difflib
 import fnmatch
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -119,6 +120,20 @@ class SymbolTable:
                 return self._file.read(fn.size)
         raise CoralError(f"no code for {fn.name} in {self.path}")
 
+    def file_offset(self, address: int) -> int:
+        """Where the byte at virtual `address` is in the file: uprobes are
+        placed by file offset (bcc converts its `addr=`; uprobe_multi links take
+        offsets as they are)."""
+        for segment in self._load_segments:
+            start = segment["p_vaddr"]
+            if start <= address < start + segment["p_filesz"]:
+                return address - start + segment["p_offset"]
+        raise CoralError(f"address {address:#x} is in no loaded segment of {self.path}")
+
+    @cached_property
+    def _load_segments(self) -> list:
+        return [s for s in self._elf.iter_segments() if s["p_type"] == "PT_LOAD" and s["p_flags"] & 1]  # PF_X
+
     def ret_offsets(self, fn: Function) -> list[int]:
         offsets = _native.ret_offsets(self.code(fn), fn.address)
         if not offsets:
@@ -210,6 +225,20 @@ class SymbolTable:
 
     def match(self, pattern: str, *, limit: int = MAX_FUNCTIONS) -> list[Function]:
         """Functions named by `pattern`: exact name, symbol or signature, or a wildcard."""
+        found = self.matching(pattern)
+        if not found:
+            raise NotFound(self.unknown_message(pattern))
+        if len(found) > limit:
+            shown = min(limit, 8)
+            listed = ", ".join(f.name for f in found[:shown])
+            raise CoralError(f"'{pattern}' matches {len(found)} functions, more than the cap of "
+                             f"{limit}: {listed}, ... and {len(found) - shown} more; narrow the pattern "
+                             "or raise --max-functions")
+        return found
+
+    def matching(self, pattern: str) -> list[Function]:
+        """`match` without its errors: [] when nothing matches, and no cap. A
+        miss costs no suggestions (a library searched in passing)."""
         if _WILDCARD & set(pattern):
             found = [f for f in self.functions
                      if fnmatch.fnmatchcase(f.name, pattern) or fnmatch.fnmatchcase(f.symbol, pattern)]
@@ -218,27 +247,23 @@ class SymbolTable:
             if not found and "::" in pattern:
                 # `ns::Class::method` when every overload is shown by signature
                 found = [f for f in self.functions if f.full_name.split("(")[0] == pattern]
-        if not found:
-            raise NotFound(self._unknown_message(pattern))
         found.sort(key=lambda f: f.name)
-        if len(found) > limit:
-            listed = ", ".join(f.name for f in found[:limit])
-            raise CoralError(f"'{pattern}' matches {len(found)} functions, more than the cap of "
-                             f"{limit}: {listed}, ... and {len(found) - limit} more; narrow the pattern")
         return found
 
-    def _unknown_message(self, pattern: str) -> str:
-        names = sorted({f.name for f in self.functions})
+    def unknown_message(self, pattern: str, *, shown: str | None = None, other_names: Iterable[str] = ()) -> str:
+        """`shown`: how to name this file (default its path); `other_names`: the
+        functions of the other files searched with it, suggested too."""
+        names = sorted({f.name for f in self.functions}.union(other_names))
         close = difflib.get_close_matches(pattern, names, n=5, cutoff=0.6)
         if not close:
             lowered = pattern.lower().strip("*?")
             close = [n for n in names if lowered and lowered in n.lower()][:5]
-        where = f"unknown function '{pattern}' in {self.path}"
+        where = f"unknown function '{pattern}' in {shown or self.path}"
         if self.stripped and not self.is_go:
             known = "only the functions it exports (.dynsym) are known" if self.functions else "no names are left"
             where = f"{where}: it is stripped (no .symtab), {known}"
         elif not self.functions:
-            return f"{where}: it has no symbol table (stripped?)"
+            where = f"{where}: it has no symbol table (stripped?)"
         return f"{where}; did you mean: {', '.join(close)}?" if close else where
 
 

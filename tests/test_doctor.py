@@ -6,7 +6,7 @@ import pytest
 @pytest.mark.bpf
 def test_doctor_reports_every_capability(coral):
     result = coral.run("doctor")
-    names = ["kernel", "privileges", "BTF", "uprobes", "kprobes", "tracefs", "tracepoints", "bcc",
+    names = ["kernel", "privileges", "BTF", "uprobes", "function probes", "kprobes", "tracefs", "tracepoints", "bcc",
              "kernel headers", "deno", "landlock", "script cgroups", "script files"]
     lines = result.stdout.splitlines()
     for name in names:

@@ -14,6 +14,15 @@ from conftest import jsonl
 pytestmark = pytest.mark.bpf
 
 
+@pytest.fixture(autouse=True, params=["uprobe_multi", "per-probe"])
+def uprobe_mode(request, coral):
+    """Every test here twice: through uprobe_multi links, and through the
+    per-probe path kernels before 6.6 get (forced)."""
+    if request.param == "per-probe":
+        coral.env["CORAL_UPROBE_MODE"] = "per-probe"
+    return request.param
+
+
 def attach_jsonl(coral, *args, timeout=120):
     result = coral.run("probe", "attach", "-o", "jsonl", *args, timeout=timeout)
     return result, jsonl(result.stdout)
