@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = ["COUNTER_NAMES", "EVENT_SIZE", "AttachPoints", "Batch", "NativeError", "RingConsumer", "attach_points",
+           "entered_between",
            "confine_self", "demangle", "drain_ring", "landlock_abi", "page_out_libraries", "ret_offsets"]
 
 EVENT_SIZE: int
@@ -88,6 +89,10 @@ class AttachPoints:
 def attach_points(code: bytes, address: int, go_abi: bool, with_return: bool) -> AttachPoints:
     """Where a function's entry uprobe (and uretprobe) are cheapest: past
     instructions the kernel would single-step, onto one it emulates."""
+
+def entered_between(code: bytes, address: int, ranges: list[tuple[int, int]]) -> list[bool]:
+    """For each (start, entry): whether a direct branch anywhere in `code`, an
+    executable section at `address`, lands in (start, entry]."""
 
 def page_out_libraries(needles: Sequence[str]) -> int:
     """Reclaims resident pages of mapped libraries matching `needles`; bytes advised."""

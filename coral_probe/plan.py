@@ -1,6 +1,7 @@
 """Turns what the user asked for (functions in a target, kernel functions,
 tracepoints) into one BPF program and the attach calls that go with it."""
 
+import bisect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -47,11 +48,19 @@ class Plan:
     # bcc USDT contexts (coral_probe/usdt.py): bcc generates the argument
     # readers and attaches the markers' uprobes when the program loads.
     usdt_contexts: tuple = ()
+    # The same probes one by one, for when the kernel refuses a uprobe_multi
+    # link (see uprobe_links.LinkRefused).
+    per_probe: "Callable[[], Plan] | None" = None
 
     def load(self) -> Attachment:
         attachment = Attachment(self.program, usdt_contexts=self.usdt_contexts)
         try:
             self.attach(attachment)
+        except uprobe_links.LinkRefused:
+            attachment.detach()
+            if self.per_probe is None:
+                raise
+            return self.per_probe().load()
         except BaseException:
             attachment.detach()
             raise
@@ -78,31 +87,44 @@ def plan_functions(target: Target, patterns: list[str], opts: ProbeOptions) -> P
     if len(located) > opts.max_functions:
         raise CoralError(f"{len(located)} functions selected, more than the cap of {opts.max_functions}")
     points, go = _probe_points(located, opts)
-    mode = uprobe_links.mode()
-    if mode == uprobe_links.PER_PROBE:
-        _check_per_probe_quota(points, opts)
-    program = bpf_source.function_probes(
-        len(points), with_return=opts.with_return, min_duration_ns=opts.min_duration_ns,
-        sample=opts.sample, go_abi=go, filter_tgid=target.pid, ringbuf_pages=opts.ringbuf_pages,
-        returns_value=[p.returns_value for p in points], multi=mode == uprobe_links.MULTI)
-    attach = _attach_linked if mode == uprobe_links.MULTI else _attach_one_by_one
-
     notes = ["Go binary: return probes on RET instructions, no uretprobes"] if go and opts.with_return else []
     # Named without --binary, a function may live in a library the program loads.
     files = list(dict.fromkeys(p.path for p in points))
     where = target.display if files == [target.path] else ", ".join(display_path(f, target.pid) for f in files)
-    return Plan("uprobe", [p.function.name for p in points], opts.nargs, program,
-                lambda a: attach(a, points, target.pid, go, opts.with_return), where, notes)
+
+    def planned(mode: str) -> Plan:
+        if mode == uprobe_links.PER_PROBE:
+            _check_per_probe_quota(points, opts)
+        program = bpf_source.function_probes(
+            len(points), with_return=opts.with_return, min_duration_ns=opts.min_duration_ns,
+            sample=opts.sample, go_abi=go, filter_tgid=target.pid, ringbuf_pages=opts.ringbuf_pages,
+            returns_value=[p.returns_value for p in points], multi=mode == uprobe_links.MULTI)
+        attach = _attach_linked if mode == uprobe_links.MULTI else _attach_one_by_one
+        return Plan("uprobe", [p.function.name for p in points], opts.nargs, program,
+                    lambda a: attach(a, points, target.pid, go, opts.with_return), where, notes)
+
+    plan = planned(uprobe_links.mode())
+    if uprobe_links.mode() == uprobe_links.MULTI:
+        plan.per_probe = lambda: planned(uprobe_links.PER_PROBE)
+    return plan
 
 
 def _probe_points(located: list[Located], opts: ProbeOptions) -> tuple[list[_Point], bool]:
     points, abis = [], set()
     tables: dict[str, SymbolTable] = {}
     try:
+        by_path: dict[str, list[Function]] = {}
+        for found in located:
+            by_path.setdefault(found.path, []).append(found.function)
+        cheapest = {}
+        for path, functions in by_path.items():
+            table = tables.setdefault(path, SymbolTable(path))
+            cheapest.update(zip(((path, f.symbol) for f in functions),
+                                _cheapest_points(table, functions, opts.with_return)))
         for path, fn in ((found.path, found.function) for found in located):
-            table = tables.get(path) or tables.setdefault(path, SymbolTable(path))
+            table = tables[path]
             abis.add(table.is_go)
-            entry, uretprobe = _cheapest_points(table, fn, opts.with_return)
+            entry, uretprobe = cheapest[path, fn.symbol]
             if not opts.with_return:
                 returns: tuple[int, ...] = ()
             elif table.is_go:
@@ -124,17 +146,37 @@ def _probe_points(located: list[Located], opts: ProbeOptions) -> tuple[list[_Poi
     return points, abis == {True}
 
 
-def _cheapest_points(table: SymbolTable, fn: Function, with_return: bool) -> tuple[int, int]:
-    """(entry, uretprobe) addresses: past a first instruction the kernel would
-    single-step (~10 µs a hit here: endbr64, sub, mov) to one it emulates
-    (push, nop, branch: ~1 µs), where the rules of native/src/symbols.rs
-    `attach_points` prove the probe reads the same there; else the start."""
-    try:
-        code = table.code(fn)
-    except CoralError:
-        return fn.address, fn.address
-    points = _native.attach_points(code, fn.address, table.is_go, with_return)
-    return points.entry, points.ret if points.ret is not None else fn.address
+def _cheapest_points(table: SymbolTable, functions: list[Function], with_return: bool) -> list[tuple[int, int]]:
+    """(entry, uretprobe) addresses per function: past a first instruction the
+    kernel would single-step (~10 µs a hit here: endbr64, sub, mov) to one it
+    emulates (push, nop, branch: ~1 µs), where the rules of
+    native/src/symbols.rs `attach_points` prove the probe reads the same
+    there, and nothing enters the function past its start: no other symbol
+    starts in between, no jump anywhere in the file lands there. Else the start."""
+    points = []
+    for fn in functions:
+        try:
+            found = _native.attach_points(table.code(fn), fn.address, table.is_go, with_return)
+        except CoralError:  # no code for it (a symbol outside the sections of code)
+            points.append((fn.address, fn.address))
+            continue
+        if found.reason == "the kernel refuses a uprobe on its first instruction":
+            raise CoralError(f"cannot probe {fn.name} in {table.path}: the kernel refuses a uprobe on its first "
+                             "instruction (a lock or segment prefix), and no later one is safe to use")
+        points.append((found.entry, found.ret if found.ret is not None else fn.address))
+    moved = [i for i, (entry, _) in enumerate(points) if entry != functions[i].address]
+    if moved:
+        starts = sorted(f.address for f in table.functions)
+        entered = [False] * len(moved)
+        for address, code in table.executable_sections():
+            found = _native.entered_between(code, address, [(functions[i].address, points[i][0]) for i in moved])
+            entered = [a or b for a, b in zip(entered, found)]
+        for k, i in enumerate(moved):
+            start, entry = functions[i].address, points[i][0]
+            at = bisect.bisect_right(starts, start)
+            if entered[k] or (at < len(starts) and starts[at] <= entry):
+                points[i] = (start, start)
+    return points
 
 
 # bcc refuses more perf-event probes than this per process ("global quota").

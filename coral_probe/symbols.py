@@ -4,6 +4,9 @@ and matching what the user typed against them."""
 import difflib
 import fnmatch
 import os
+import struct
+import sys
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
@@ -28,6 +31,27 @@ _DWARF_ERRORS = (ELFError, DWARFError, KeyError, IndexError, ValueError, NotImpl
                  AssertionError, MemoryError)
 # pyelftools reads (and decompresses) a whole section at once: bounded before it does.
 MAX_DWARF_SECTION = 1 << 30
+# Symbol types (pyelftools would name STT_GNU_IFUNC by the generic STT_LOOS, 10).
+_STT_FUNC, _STT_GNU_IFUNC = 2, 10
+_SHN_UNDEF = 0
+# Elf32_Sym / Elf64_Sym: struct layout, and where (name, info, shndx, value, size) sit in it.
+_SYMBOL_LAYOUTS = {32: ("IIIBBH", (0, 3, 5, 1, 2)), 64: ("IBBHQQ", (0, 1, 3, 4, 5))}
+# .gnu.version: a symbol's version index; this bit marks a non-default
+# (hidden, `name@VERSION`) version, kept for old binaries only.
+_VERSYM_HIDDEN = 0x8000
+
+
+class TooManyFunctions(CoralError):
+    """A pattern matched more functions than its cap. The message ends in
+    "narrow the pattern"; the command line adds its own way out (--max-functions)."""
+
+
+@dataclass(frozen=True)
+class _Symbol:
+    address: int
+    size: int
+    ifunc: bool    # STT_GNU_IFUNC: the address is the resolver's, run once by ld.so
+    hidden: bool   # a non-default version (`memcpy@GLIBC_2.2.5` beside `memcpy@@GLIBC_2.14`)
 
 
 @dataclass(frozen=True)
@@ -64,7 +88,7 @@ class SymbolTable:
                    for s in (".go.buildinfo", ".gopclntab", ".note.go.buildid"))
 
     @cached_property
-    def _symtab(self) -> dict[str, tuple[int, int]]:
+    def _symtab(self) -> dict[str, _Symbol]:
         return self._symbols(".symtab")
 
     @property
@@ -72,26 +96,94 @@ class SymbolTable:
         """No function in .symtab (`strip`, `go build -ldflags=-s`)."""
         return not self._symtab
 
-    def _symbols(self, section_name: str) -> dict[str, tuple[int, int]]:
-        found: dict[str, tuple[int, int]] = {}
+    def _symbols(self, section_name: str) -> dict[str, _Symbol]:
+        """Name -> the symbol of each function (or IFUNC) the table defines.
+        A name defined in several versions is its default one, as ld.so binds
+        a new link to it; a hidden version only where no default one exists.
+        Read with struct, not pyelftools (~40 µs a symbol: 1.5 s for libLLVM)."""
+        found: dict[str, _Symbol] = {}
         section = self._elf.get_section_by_name(section_name)
-        if section is not None:
-            for sym in section.iter_symbols():
-                if (sym["st_info"]["type"] in ("STT_FUNC", "STT_GNU_IFUNC")
-                        and sym["st_shndx"] != "SHN_UNDEF" and sym["st_value"] and sym.name):
-                    found.setdefault(sym.name, (sym["st_value"], sym["st_size"]))
+        if section is None or section["sh_type"] not in ("SHT_SYMTAB", "SHT_DYNSYM"):
+            return found
+        try:
+            strings = self._section_bytes(self._elf.get_section(section["sh_link"]))
+        except (ELFError, IndexError, ValueError, KeyError):
+            return found
+        layout, fields = _SYMBOL_LAYOUTS[self._elf.elfclass]
+        entry = struct.Struct(("<" if self._elf.little_endian else ">") + layout)
+        data = self._section_bytes(section)
+        versions = self._versym() if section_name == ".dynsym" else None
+        for index, values in enumerate(entry.iter_unpack(data[:len(data) - len(data) % entry.size])):
+            name_at, info, shndx, address, size = (values[i] for i in fields)
+            kind = info & 0xF
+            if kind not in (_STT_FUNC, _STT_GNU_IFUNC) or shndx == _SHN_UNDEF or not address:
+                continue
+            end = strings.find(b"\0", name_at)
+            name = strings[name_at:end].decode(errors="replace") if end > name_at else ""
+            if versions is not None:
+                hidden = index < len(versions) and bool(versions[index] & _VERSYM_HIDDEN)
+            else:
+                # .symtab spells versions in the name: `name@@VERSION` (default), `name@VERSION`.
+                name, at, version = name.partition("@")
+                hidden = bool(at) and not version.startswith("@")
+            if not name:
+                continue
+            previous = found.get(name)
+            if previous is None or (previous.hidden and not hidden):
+                found[name] = _Symbol(address, size, kind == _STT_GNU_IFUNC, hidden)
         return found
+
+    def _section_bytes(self, section) -> bytes:
+        """A section's bytes, as many as the file holds (its size is whatever the header says)."""
+        if section["sh_type"] == "SHT_NOBITS":
+            return b""
+        size = min(section["sh_size"], max(self._file_size - section["sh_offset"], 0))
+        return os.pread(self._file.fileno(), size, section["sh_offset"])
+
+    @cached_property
+    def _file_size(self) -> int:
+        return os.fstat(self._file.fileno()).st_size
+
+    def _versym(self) -> array | None:
+        """.gnu.version: one version index per .dynsym entry, or None without it."""
+        for section in self._elf.iter_sections():
+            if section["sh_type"] == "SHT_GNU_versym":
+                data = self._section_bytes(section)
+                versions = array("H", data[:len(data) & ~1])
+                if self._elf.little_endian != (sys.byteorder == "little"):
+                    versions.byteswap()
+                return versions
+        return None
+
+    @cached_property
+    def _table(self) -> tuple[dict[str, tuple[int, int]], dict[str, int]]:
+        """(name -> (address, size) of every function, name -> address of every
+        IFUNC): .symtab first, then Go's table when stripped, then .dynsym."""
+        merged: dict[str, _Symbol] = {}
+        tables = [self._symtab]
+        if not self._symtab and self.is_go:
+            # The runtime's own table survives stripping. bcc cannot look its
+            # names up (it reads .symtab): these are attached by address.
+            tables.append({fn.name: _Symbol(fn.address, fn.size, False, False)
+                           for fn in gopclntab.read(self._elf, self.path)})
+        tables.append(self._symbols(".dynsym"))
+        for table in tables:
+            for name, sym in table.items():
+                previous = merged.get(name)
+                if previous is None or (previous.hidden and not sym.hidden):
+                    merged[name] = sym
+        functions = {name: (sym.address, sym.size) for name, sym in merged.items() if not sym.ifunc}
+        ifuncs = {name: sym.address for name, sym in merged.items() if sym.ifunc}
+        return functions, ifuncs
+
+    @property
+    def ifuncs(self) -> dict[str, int]:
+        """IFUNCs by name (their resolvers' addresses): never offered as functions."""
+        return self._table[1]
 
     @cached_property
     def functions(self) -> list[Function]:
-        raw = dict(self._symtab)
-        if not raw and self.is_go:
-            # The runtime's own table survives stripping. bcc cannot look its
-            # names up (it reads .symtab): these are attached by address.
-            for fn in gopclntab.read(self._elf, self.path):
-                raw.setdefault(fn.name, (fn.address, fn.size))
-        for name, value in self._symbols(".dynsym").items():
-            raw.setdefault(name, value)
+        raw = self._table[0]
         names = list(raw)
         demangled = _native.demangle(names)
         short_counts: dict[str, int] = {}
@@ -112,13 +204,28 @@ class SymbolTable:
 
     def code(self, fn: Function) -> bytes:
         """The function's machine code, from the executable section holding it."""
-        for section in self._elf.iter_sections():
-            start = section["sh_addr"]
-            if (section["sh_flags"] & SH_FLAGS.SHF_EXECINSTR and section["sh_type"] == "SHT_PROGBITS"
-                    and start <= fn.address < start + section["sh_size"]):
-                self._file.seek(section["sh_offset"] + fn.address - start)
-                return self._file.read(fn.size)
+        for start, size, offset in self._executable_sections:
+            if start <= fn.address < start + size:
+                self._file.seek(offset + fn.address - start)
+                return self._file.read(min(fn.size, start + size - fn.address))
         raise CoralError(f"no code for {fn.name} in {self.path}")
+
+    def executable_sections(self) -> list[tuple[int, bytes]]:
+        """(address, bytes) of every section of code."""
+        found = []
+        for start, size, offset in self._executable_sections:
+            self._file.seek(offset)
+            found.append((start, self._file.read(size)))
+        return found
+
+    @cached_property
+    def _executable_sections(self) -> list[tuple[int, int, int]]:
+        """(address, size, file offset): read once, not once per function (2,000 functions:
+        pyelftools parses every section header again on each walk). A size is cut at
+        the file's end: a crafted header's would be allocated whole by a read."""
+        return [(s["sh_addr"], min(s["sh_size"], max(self._file_size - s["sh_offset"], 0)), s["sh_offset"])
+                for s in self._elf.iter_sections()
+                if s["sh_flags"] & SH_FLAGS.SHF_EXECINSTR and s["sh_type"] == "SHT_PROGBITS"]
 
     def file_offset(self, address: int) -> int:
         """Where the byte at virtual `address` is in the file: uprobes are
@@ -164,7 +271,7 @@ class SymbolTable:
     def _dwarf_sections_in_bounds(self) -> bool:
         """Every DWARF section within the file, and not more than MAX_DWARF_SECTION
         once decompressed: pyelftools would allocate whatever a header says."""
-        file_size = os.fstat(self._file.fileno()).st_size
+        file_size = self._file_size
         for section in self._elf.iter_sections():
             if not section.name.startswith((".debug_", ".zdebug_")) or section["sh_type"] == "SHT_NOBITS":
                 continue

@@ -32,13 +32,18 @@ WITH_RETURN = {
     "pro_loop": (0, [], "a branch targets the prologue"),
     "pro_tailer": (4, ["endbr64"], MOVED),
     "pro_tail": (4, ["endbr64"], MOVED),
+    # attach_points alone would move it; the plan keeps it put (enter_past jumps onto the push).
+    "pro_entered": (4, ["endbr64"], MOVED),
 }
 # Entry only, an immediate stack adjustment may be crossed: nothing pairs.
 ENTRY_ONLY = {**WITH_RETURN,
               "pro_sub": (4, ["sub"], MOVED),
               "pro_endbr_sub": (8, ["endbr64", "sub"], MOVED)}
 ROUND = ["pro_endbr_push", "pro_endbr_arg", "pro_sub", "pro_endbr_sub", "pro_mov", "pro_push", "pro_loop",
-         "pro_tailer", "pro_tail"]
+         "pro_tailer", "pro_tail", "pro_entered"]
+# What the plan does beyond attach_points: a function entered past its start
+# from elsewhere keeps its probe on its first instruction.
+PLACED = {"pro_entered": 0}
 
 
 def functions(path) -> dict[str, tuple[int, bytes]]:
@@ -73,14 +78,15 @@ def test_instructions_the_kernel_emulates_stay_first(targets):
         assert (points.entry, points.reason) == (address, "first instruction is emulated"), name
 
 
-def test_go_entry_moves_past_the_stack_check_onto_the_jbe(targets):
+def test_go_entry_moves_past_the_stack_check(targets):
     fns = functions(targets["gowork"])
-    for name, skipped in (("main.processItem", ["cmp"]), ("main.hold", ["cmp"]), ("main.grow", ["lea", "cmp"])):
+    for name, skipped in (("main.processItem", ["cmp", "jbe"]), ("main.hold", ["cmp", "jbe"]),
+                          ("main.grow", ["lea", "cmp", "jbe"])):
         for with_return in (True, False):
             points, address = decide(fns, name, go_abi=True, with_return=with_return)
             assert (points.skipped, points.reason, points.ret) == (skipped, MOVED, None), name
             code = fns[name][1][points.entry - address:]
-            assert code[0] == 0x76 or code[:2] == b"\x0f\x86", f"{name}: not a jbe: {code[:2].hex()}"
+            assert code[0] == 0x55, f"{name}: not the push after the stack check: {code[:2].hex()}"
     # A frameless leaf storing through its argument first: stays.
     points, address = decide(fns, "main.tally", go_abi=True)
     assert (points.entry, points.reason) == (address, "writes memory")
@@ -199,13 +205,13 @@ def test_the_breakpoint_sits_on_the_chosen_instruction(coral, targets, uprobe_mo
         proc.wait(timeout=30)
         out, err = attach.communicate(timeout=60)
     # An entry and its uretprobe share one breakpoint.
-    assert placed == {name: [offset] for name, (offset, _, _) in expected.items()}
+    assert placed == {name: [PLACED.get(name, offset)] for name, (offset, _, _) in expected.items()}
     assert attach.returncode == 0, err
     assert Counter(e["function"] for e in jsonl(out)) == Counter({f: 5 for f in ROUND})
 
 
 @pytest.mark.bpf
-def test_go_breakpoint_sits_on_the_jbe_and_pairs(coral, targets, uprobe_mode):
+def test_go_breakpoint_sits_past_the_stack_check_and_pairs(coral, targets, uprobe_mode):
     fns = functions(targets["gowork"])
     points, address = decide(fns, "main.hold", go_abi=True)
     proc, attach = attach_to_waiting(coral, [str(targets["gowork"]), "hold"], {}, "main.hold", "--args", "1")
@@ -222,7 +228,7 @@ def test_go_breakpoint_sits_on_the_jbe_and_pairs(coral, targets, uprobe_mode):
         proc.stdin.close()
         proc.wait(timeout=30)
         out, err = attach.communicate(timeout=60)
-    # The entry on the jbe; the RET probes after it (Go has no uretprobe).
+    # The entry past the stack check; the RET probes after it (Go has no uretprobe).
     assert placed[0] == points.entry - address, placed
     events = jsonl(out)
     assert attach.returncode == 0, err
@@ -242,3 +248,23 @@ def test_go_entry_moved_still_counts_exactly(coral, targets, uprobe_mode):
     assert sorted(e["args"][0] for e in events) == list(range(1, 21))
     assert all(e["ret"] == (e["args"][0] * 10 if e["args"][0] % 2 == 0 else -e["args"][0]) for e in events)
     assert all(e["duration_ns"] >= 5_000_000 for e in events)
+
+
+@pytest.mark.bpf
+@pytest.mark.parametrize("with_return", [True, False])
+def test_a_call_whose_stack_grows_is_one_entry(coral, targets, uprobe_mode, with_return):
+    """grow recurses 2,000 deep, so runtime.morestack restarts it from its
+    first instruction again and again; with the entry past the stack check,
+    each call is one hit with or without return probes (4 items x 2001 calls)."""
+    result = coral.run("probe", "attach", "-o", "jsonl", "main.grow", *([] if with_return else ["--no-ret"]),
+                       "--", str(targets["gowork"]), "20", "0")
+    assert result.returncode == 0, result.stderr
+    assert len(jsonl(result.stdout)) == 4 * 2001, result.stderr
+    assert "hits 8,004, delivered 8,004" in result.stderr
+
+
+@pytest.mark.bpf
+def test_a_function_entered_past_its_start_keeps_its_probe_there(coral, targets, uprobe_mode):
+    result, by_function = run_prologues(coral, targets, calls=30)
+    # enter_past's 30 calls run pro_entered's body from its push: not calls of pro_entered.
+    assert len(by_function["pro_entered"]) == 30, result.stderr

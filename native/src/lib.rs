@@ -31,6 +31,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(python::ret_offsets, m)?)?;
     m.add_class::<python::PyAttachPoints>()?;
     m.add_function(wrap_pyfunction!(python::attach_points, m)?)?;
+    m.add_function(wrap_pyfunction!(python::entered_between, m)?)?;
     m.add_function(wrap_pyfunction!(python::page_out_libraries, m)?)?;
     m.add_function(wrap_pyfunction!(python::confine_self, m)?)?;
     m.add_function(wrap_pyfunction!(python::landlock_abi, m)?)?;

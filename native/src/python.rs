@@ -214,6 +214,13 @@ pub fn attach_points(code: &[u8], address: u64, go_abi: bool, with_return: bool)
     PyAttachPoints { entry: p.entry, ret: p.ret, skipped: p.skipped, reason: p.reason }
 }
 
+/// For each `(start, entry)`: whether a direct branch anywhere in `code` (an
+/// executable section at `address`) lands in (start, entry] (symbols::entered_between).
+#[pyfunction]
+pub fn entered_between(py: Python<'_>, code: &[u8], address: u64, ranges: Vec<(u64, u64)>) -> Vec<bool> {
+    py.allow_threads(|| symbols::entered_between(code, address, &ranges))
+}
+
 /// Reclaims resident pages of mapped libraries matching `needles`; bytes advised.
 #[pyfunction]
 pub fn page_out_libraries(py: Python<'_>, needles: Vec<String>) -> usize {

@@ -64,6 +64,7 @@ pub const MOVES_STACK_POINTER: &str = "moves the stack pointer";
 pub const UNKNOWN_STACK_CHANGE: &str = "changes the stack pointer by an unknown amount";
 pub const BRANCH_INTO_PROLOGUE: &str = "a branch targets the prologue";
 pub const OUT_OF_REACH: &str = "no emulated instruction within reach";
+pub const KERNEL_REFUSES: &str = "the kernel refuses a uprobe on its first instruction";
 
 /// How far past the first instruction a probe may move.
 pub const MAX_SKIP_INSTRUCTIONS: usize = 8;
@@ -114,10 +115,17 @@ const GO_READ: [Register; 11] = [
 /// fire the probe again without a new call), and when no emulated instruction
 /// is found within [`MAX_SKIP_INSTRUCTIONS`] / [`MAX_SKIP_BYTES`].
 ///
+/// Go: a function's prologue compares the stack pointer with the
+/// goroutine's stack guard (`cmp rsp, [r14+0x10]`, after a `lea` for big
+/// frames) and branches to a tail that calls runtime.morestack and jumps back
+/// to the first instruction. The probe goes past that branch (onto the
+/// emulated `push rbp` that follows): it then fires once per call, not once
+/// more each time the stack grew mid-prologue.
+///
 /// A memory read is crossed: it changes nothing, and only a call about to
-/// crash the process on it would go unseen. A jump from outside the function
-/// into its prologue cannot be seen here; compilers jump to a function's
-/// symbol, not past its first instruction.
+/// crash the process on it would go unseen. Jumps from outside the function
+/// into the crossed range (hand-written assembly does that, e.g. glibc's
+/// mempcpy into memmove) are checked for the whole file by [`entered_between`].
 ///
 /// `code` is the whole function (for the branch check), `address` its first byte.
 pub fn attach_points(code: &[u8], address: u64, go_abi: bool, with_return: bool) -> AttachPoints {
@@ -126,9 +134,57 @@ pub fn attach_points(code: &[u8], address: u64, go_abi: bool, with_return: bool)
             (address, Vec::new(), BRANCH_INTO_PROLOGUE)
         }
         Ok((point, skipped)) => (point, skipped, MOVED),
+        Err(_) if first_refused(code) => (address, Vec::new(), KERNEL_REFUSES),
         Err(reason) => (address, Vec::new(), reason),
     };
     AttachPoints { entry, ret: (with_return && !go_abi).then_some(entry), skipped, reason }
+}
+
+/// For each `(start, entry)`, whether a direct branch anywhere in `code`
+/// (an executable section at `address`, decoded once) lands in (start, entry]:
+/// code outside the function that enters it past its first instruction, where
+/// a moved probe would count calls that are not calls of the function.
+/// Decoding runs linearly through any data in the section, so a stray target
+/// can only keep a probe put, never move one.
+pub fn entered_between(code: &[u8], address: u64, ranges: &[(u64, u64)]) -> Vec<bool> {
+    let mut sorted: Vec<(u64, u64, usize)> = ranges.iter().enumerate().map(|(i, &(s, e))| (s, e, i)).collect();
+    sorted.sort_unstable();
+    let mut entered = vec![false; ranges.len()];
+    let mut instruction = Instruction::default();
+    let mut decoder = Decoder::with_ip(64, code, address, DecoderOptions::NONE);
+    while decoder.can_decode() {
+        decoder.decode_out(&mut instruction);
+        let target = instruction.near_branch_target();
+        if target == 0 {
+            continue;
+        }
+        // The ranges are a few bytes each and do not overlap: the last one starting before `target`.
+        let at = sorted.partition_point(|&(start, _, _)| start < target);
+        if at > 0 {
+            let (_, end, index) = sorted[at - 1];
+            if target <= end {
+                entered[index] = true;
+            }
+        }
+    }
+    entered
+}
+
+/// Whether the first instruction carries a prefix the kernel refuses a
+/// uprobe on (is_prefix_bad: lock, segment overrides): attaching would fail.
+fn first_refused(code: &[u8]) -> bool {
+    let legacy = code
+        .iter()
+        .take_while(|b| matches!(b, 0xf0 | 0xf2 | 0xf3 | 0x2e | 0x36 | 0x3e | 0x26 | 0x64 | 0x65 | 0x66 | 0x67));
+    legacy.clone().any(|p| matches!(p, 0x26 | 0x2e | 0x36 | 0x3e | 0xf0))
+}
+
+/// `cmp reg, [r14+0x10]`: a Go prologue's check of the goroutine's stack guard.
+fn is_go_stack_check(instruction: &Instruction) -> bool {
+    instruction.mnemonic() == Mnemonic::Cmp
+        && instruction.op1_kind() == OpKind::Memory
+        && instruction.memory_base() == Register::R14
+        && instruction.memory_displacement64() == 0x10
 }
 
 /// The first emulated instruction after `address` and the mnemonics crossed to it.
@@ -138,6 +194,7 @@ fn find_entry(code: &[u8], address: u64, go_abi: bool, with_return: bool)
     let mut factory = InstructionInfoFactory::new();
     let mut skipped = Vec::new();
     let mut instruction = Instruction::default();
+    let mut after_stack_check = false;
     for index in 0..=MAX_SKIP_INSTRUCTIONS {
         let offset = decoder.position();
         if !decoder.can_decode() {
@@ -146,6 +203,13 @@ fn find_entry(code: &[u8], address: u64, go_abi: bool, with_return: bool)
         decoder.decode_out(&mut instruction);
         if instruction.is_invalid() {
             return Err(UNDECODABLE);
+        }
+        let stack_check_branch = go_abi && after_stack_check && instruction.is_jcc_short_or_near()
+            && (address..address + code.len() as u64).contains(&instruction.near_branch_target());
+        if stack_check_branch {
+            skipped.push(format!("{:?}", instruction.mnemonic()).to_lowercase());
+            after_stack_check = false;
+            continue;
         }
         if kernel_emulates(&code[offset..offset + instruction.len()], &instruction) {
             return if index == 0 { Err(ALREADY_EMULATED) } else { Ok((instruction.ip(), skipped)) };
@@ -156,6 +220,7 @@ fn find_entry(code: &[u8], address: u64, go_abi: bool, with_return: bool)
         if let Some(reason) = crossing_blocker(&instruction, factory.info(&instruction), go_abi, with_return) {
             return Err(reason);
         }
+        after_stack_check = go_abi && is_go_stack_check(&instruction);
         skipped.push(format!("{:?}", instruction.mnemonic()).to_lowercase());
     }
     Err(OUT_OF_REACH)
@@ -420,15 +485,46 @@ mod tests {
     }
 
     #[test]
-    fn go_stack_check_prologue_moves_to_the_jbe() {
+    fn go_stack_check_prologue_moves_past_the_jbe() {
         // cmp rsp,[r14+0x10]; jbe morestack; push rbp; mov rbp,rsp; pop rbp; ret;
         // morestack: call runtime.morestack_noctxt; jmp <function start>
+        // Past the branch, so a call whose stack grew (the prologue run again) is one hit.
         let c = code(&[&[0x49, 0x3b, 0x66, 0x10], &[0x76, 0x06], &BODY, &[0xe8, 0, 0, 0, 0], &[0xeb, 0xed]]);
-        assert_eq!(points(&c, true, true), moved(4, None, &["cmp"]));
-        assert_eq!(points(&c, true, false), moved(4, None, &["cmp"]));
+        assert_eq!(points(&c, true, true), moved(6, None, &["cmp", "jbe"]));
+        assert_eq!(points(&c, true, false), moved(6, None, &["cmp", "jbe"]));
         // Larger frames: lea r12,[rsp-0x20]; cmp r12,[r14+0x10]; jbe
-        let c = code(&[&[0x4c, 0x8d, 0x64, 0x24, 0xe0], &[0x4d, 0x3b, 0x66, 0x10], &[0x76, 0x06], &BODY]);
-        assert_eq!(points(&c, true, true), moved(9, None, &["lea", "cmp"]));
+        let c = code(&[&[0x4c, 0x8d, 0x64, 0x24, 0xe0], &[0x4d, 0x3b, 0x66, 0x10], &[0x76, 0x06], &BODY,
+                       &[0xe8, 0, 0, 0, 0], &[0xeb, 0xe8]]);
+        assert_eq!(points(&c, true, true), moved(11, None, &["lea", "cmp", "jbe"]));
+        // A jbe that leaves the function is no stack check's: the probe stops on it.
+        let c = code(&[&[0x49, 0x3b, 0x66, 0x10], &[0x76, 0x7f], &BODY]);
+        assert_eq!(points(&c, true, true), moved(4, None, &["cmp"]));
+        // C: the same bytes are no Go prologue.
+        let c = code(&[&[0x49, 0x3b, 0x66, 0x10], &[0x76, 0x06], &BODY, &[0xe8, 0, 0, 0, 0], &[0xeb, 0xed]]);
+        assert_eq!(points(&c, false, true), moved(4, Some(4), &["cmp"]));
+    }
+
+    #[test]
+    fn jumps_from_other_functions_into_a_crossed_range_are_found() {
+        // f at BASE: endbr64; push rbp ... (moved to +4); g at BASE+0x20: jmp BASE+4 (into f past its endbr64).
+        let mut section = code(&[&ENDBR64, &BODY]);
+        section.resize(0x20, 0xcc);
+        section.extend_from_slice(&[0xeb, 0xe2]); // jmp -0x1e: BASE+0x22-0x1e = BASE+4
+        section.extend_from_slice(&[0xe9, 0xd9, 0xff, 0xff, 0xff]); // jmp rel32 to BASE+0x24-0x27+... = BASE
+        let entered = entered_between(&section, BASE, &[(BASE, BASE + 4), (BASE + 0x22, BASE + 0x24)]);
+        assert_eq!(entered, vec![true, false]);
+        // A jump to a function's first byte is a call of it, not an entry past it.
+        assert_eq!(entered_between(&section[0x22..], BASE + 0x22, &[(BASE, BASE + 4)]), vec![false]);
+    }
+
+    #[test]
+    fn a_refused_first_instruction_is_said() {
+        // cs nop word [rax+rax]; push rbp: moves onto the push.
+        let c = code(&[&[0x2e, 0x66, 0x0f, 0x1f, 0x84, 0, 0, 0, 0, 0], &BODY]);
+        assert_eq!(points(&c, false, true).3, MOVED);
+        // lock add [rdi],eax first: it writes memory, stays, and the kernel would refuse it.
+        let c = code(&[&[0xf0, 0x01, 0x07], &BODY]);
+        assert_eq!(points(&c, false, true), stays(Some(0), KERNEL_REFUSES));
     }
 
     #[test]

@@ -119,6 +119,20 @@ __asm__(
 	"pop %rbp\n"
 	"ret\n" END(pro_tail)
 
+	/* Entered past its endbr64 from another function, as hand-written
+	 * assembly does (glibc's mempcpy jumps into memmove): a probe moved onto
+	 * the push would count enter_past's calls as pro_entered's. */
+	".p2align 4\n" FUNCTION(pro_entered)
+	"endbr64\n"
+	"push %rbp\n"
+	"mov %rsp, %rbp\n"
+	"call prologue_body\n"
+	"pop %rbp\n"
+	"ret\n" END(pro_entered)
+	".p2align 4\n" FUNCTION(enter_past)
+	"endbr64\n"
+	"jmp pro_entered + 4\n" END(enter_past)
+
 	/* One first instruction each, for the cost of a uprobe hit on it
 	 * (benches/test_attach_point_cost.py). Each returns a + b. */
 	".p2align 4\n" FUNCTION(first_push)
@@ -145,6 +159,7 @@ __asm__(
 
 long pro_endbr_push(long, long), pro_endbr_arg(long, long), pro_sub(long, long), pro_endbr_sub(long, long),
 	pro_mov(long, long), pro_push(long, long), pro_loop(long, long), pro_tailer(long, long), pro_tail(long, long),
+	pro_entered(long, long), enter_past(long, long),
 	first_push(long, long), first_nop(long, long), first_nop5(long, long), first_jmp(long, long),
 	first_endbr(long, long), first_sub(long, long), first_mov(long, long), first_lea(long, long),
 	first_push_r15(long, long), first_jcc(long, long);
@@ -157,7 +172,8 @@ static const struct {
 	{ "pro_endbr_push", pro_endbr_push, 1 }, { "pro_endbr_arg", pro_endbr_arg, 1 },
 	{ "pro_sub", pro_sub, 1 }, { "pro_endbr_sub", pro_endbr_sub, 1 }, { "pro_mov", pro_mov, 1 },
 	{ "pro_push", pro_push, 1 }, { "pro_loop", pro_loop, 1 }, { "pro_tailer", pro_tailer, 1 },
-	{ "pro_tail", pro_tail, 0 }, { "first_push", first_push, 0 }, { "first_nop", first_nop, 0 },
+	{ "pro_tail", pro_tail, 0 }, { "pro_entered", pro_entered, 1 }, { "enter_past", enter_past, 1 },
+	{ "first_push", first_push, 0 }, { "first_nop", first_nop, 0 },
 	{ "first_nop5", first_nop5, 0 }, { "first_jmp", first_jmp, 0 }, { "first_endbr", first_endbr, 0 },
 	{ "first_sub", first_sub, 0 }, { "first_mov", first_mov, 0 }, { "first_lea", first_lea, 0 },
 	{ "first_push_r15", first_push_r15, 0 }, { "first_jcc", first_jcc, 0 },
