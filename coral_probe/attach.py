@@ -2,6 +2,7 @@
 probes, kprobes, fentry, tracepoints. Detaching is always complete."""
 
 import contextlib
+import errno
 import os
 import re
 import tempfile
@@ -135,7 +136,8 @@ class Attachment:
             fd = uprobe_links.link(fn.fd, path, offsets, cookies, pid, returns=returns)
         except OSError as e:
             kind = "return probes" if returns else "probes"
-            raise CoralError(f"cannot attach {len(offsets)} {kind} in {path}: {e.strerror}") from None
+            refused = uprobe_links.LinkRefused if e.errno == errno.EINVAL else CoralError
+            raise refused(f"cannot attach {len(offsets)} {kind} in {path}: {e.strerror}") from None
         except Exception as e:  # bcc's load_func raises bare Exception with the verifier's verdict
             raise CoralError(f"cannot load {program}: {e}") from None
         self.links.append(fd)

@@ -92,6 +92,14 @@ def kernel_has_uprobe_multi() -> bool:
     return True
 
 
+class LinkRefused(CoralError):
+    """The kernel refused a uprobe_multi link with EINVAL for a place where it
+    takes a per-probe uprobe: another tool's uprobe is already there with a
+    different reference-counter offset (bcc 0.26 passes an uninitialised one:
+    "ref_ctr_offset mismatch" in the kernel log), and a multi link cannot
+    share it. The session attaches one probe at a time instead."""
+
+
 def link(prog_fd: int, path: str, offsets: list[int], cookies: list[int], pid: int | None, *,
          returns: bool) -> int:
     """Attaches `prog_fd` at each file offset of `path` (uretprobes with

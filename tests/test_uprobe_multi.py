@@ -105,3 +105,22 @@ def test_doctor_names_the_mode(coral):
     assert "function probes uprobe_multi links" in coral.run("doctor").stdout
     coral.env["CORAL_UPROBE_MODE"] = "per-probe"
     assert "function probes per-probe uprobes, forced by CORAL_UPROBE_MODE" in coral.run("doctor").stdout
+
+
+def test_a_bcc_tools_probe_already_there_is_shared_one_by_one(coral, targets):
+    """bcc 0.26 gives its uprobes an uninitialised reference-counter offset; a
+    uprobe_multi link on the same instruction is refused (EINVAL: "ref_ctr_offset
+    mismatch"), so the session attaches its probes one by one instead."""
+    from bcc import BPF
+
+    counter = str(targets["counter"]).encode()
+    peer = BPF(text=b"int noop(void *ctx) { return 0; }")
+    try:
+        peer.attach_uprobe(name=counter, sym=b"coral_work", fn_name=b"noop")
+        peer.attach_uretprobe(name=counter, sym=b"coral_work", fn_name=b"noop")
+        result = coral.run("probe", "attach", "coral_work", "--args", "1", "-o", "jsonl", "--",
+                           str(targets["counter"]), "25")
+    finally:
+        peer.cleanup()
+    assert result.returncode == 25 % 7, result.stderr
+    assert [e["args"][0] for e in jsonl(result.stdout)] == list(range(1, 26))
