@@ -79,6 +79,7 @@ def probe_attach(ctx: click.Context, functions, binary, pid, kernel_functions, t
     """
     from .plan import ProbeOptions
     from .session import AttachRequest, run_attach
+    from .symbols import TooManyFunctions
 
     options = ProbeOptions(
         with_return=with_return, nargs=nargs,
@@ -90,7 +91,12 @@ def probe_attach(ctx: click.Context, functions, binary, pid, kernel_functions, t
         binary=binary, pid=pid, command=(ctx.obj or {}).get(_COMMAND_KEY, []), options=options,
         duration_s=parse_duration_ns(duration, option="--duration") / 1e9 if duration else None,
         output=output, db_path=db_path, dump_bpf=dump_bpf, script=script)
-    ctx.exit(run_attach(request))
+    try:
+        code = run_attach(request)
+    except TooManyFunctions as e:
+        # Here the cap is the user's to raise (a script's functions.get has none).
+        raise CoralError(f"{e} or raise --max-functions") from None
+    ctx.exit(code)
 
 
 @probe.command("list")
@@ -106,7 +112,7 @@ def probe_list(ctx: click.Context, usdt: bool, binary: str | None, pid: int | No
     coral probe list --usdt --pid 4242
     coral probe list --usdt -- ./app
     """
-    from .targets import check_pid, command_program, resolve_binary
+    from .targets import check_pid, command_program, display_path, resolve_binary
     from .usdt import list_markers
 
     if not usdt:
@@ -122,8 +128,7 @@ def probe_list(ctx: click.Context, usdt: bool, binary: str | None, pid: int | No
     markers = list_markers(target, pid, None if target else program)
     for m in markers:
         guard = "  semaphore" if m.semaphore else ""
-        shown = m.path if pid is None else m.path.removeprefix(f"/proc/{pid}/root")
-        click.echo(safe_text(f"{m.spec}  args={m.nargs}  locations={m.locations}{guard}  {shown}"))
+        click.echo(safe_text(f"{m.spec}  args={m.nargs}  locations={m.locations}{guard}  {display_path(m.path, pid)}"))
     if not markers:
         click.echo("no USDT markers", err=True)
 

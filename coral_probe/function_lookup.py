@@ -16,7 +16,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 
 from .errors import CoralError, NotFound
-from .symbols import Function, SymbolTable
+from .symbols import Function, SymbolTable, with_suggestions
 from .targets import Target, display_path, file_identity
 
 _WILDCARD = set("*?[")
@@ -58,7 +58,8 @@ def list_functions(target: Target, pattern: str) -> list[Located]:
 def _find(files: "_Files", pattern: str, limit: int) -> list[Located]:
     target = files.target
     if not target.libraries or files.program.matching(pattern):
-        return [Located(target.path, fn) for fn in files.program.match(pattern, limit=limit)]
+        shown = display_path(target.path, target.pid)
+        return [Located(target.path, fn) for fn in files.program.match(pattern, limit=limit, shown=shown)]
     hits = [(path, table) for path, table in files.libraries() if table.matching(pattern)]
     if not hits:
         raise NotFound(files.unknown_message(pattern))
@@ -67,7 +68,7 @@ def _find(files: "_Files", pattern: str, limit: int) -> list[Located]:
         what = f"'{pattern}' matches functions in" if _WILDCARD & set(pattern) else f"{pattern} is defined in"
         raise CoralError(f"{what} {len(hits)} objects loaded by {files.loader}: {shown}; pick one with --binary")
     path, table = hits[0]
-    return [Located(path, fn) for fn in table.match(pattern, limit=limit)]
+    return [Located(path, fn) for fn in table.match(pattern, limit=limit, shown=display_path(path, target.pid))]
 
 
 class _Files:
@@ -111,13 +112,28 @@ class _Files:
         return [(self.target.path, self.program), *self.libraries()]
 
     def unknown_message(self, pattern: str) -> str:
+        """What every file searched says of `pattern`: an IFUNC (the first file
+        defining it so), else unknown, with suggestions from all of them."""
+        for path, table in self.all():
+            if pattern in table.ifuncs:
+                return table.ifunc_message(pattern, shown=display_path(path, self.target.pid))
         libraries = self.libraries()
         if not libraries:
             return self.program.unknown_message(pattern)
         n = len(libraries)
-        shown = f"{self.target.display} (and the {n} librar{'y' if n == 1 else 'ies'} it loads)"
-        return self.program.unknown_message(
-            pattern, shown=shown, other_names=(fn.name for _, table in libraries for fn in table.functions))
+        loaded = f"the {n} librar{'y' if n == 1 else 'ies'} it loads"
+        where = f"unknown function '{pattern}' in {self.target.display} (and {loaded})"
+        # Stripped libraries are the rule (.dynsym only): said when it is true of
+        # every file searched, else of the program alone.
+        if all(table.names_only_exported for _, table in self.all()):
+            known = ("only the functions they export (.dynsym) are known"
+                     if any(table.functions for _, table in self.all()) else "no names are left")
+            where = f"{where}: all {n + 1} are stripped (no .symtab), {known}"
+        elif self.program.names_only_exported:
+            known = ("only the functions it exports (.dynsym) are known" if self.program.functions
+                     else "it exports none: only its libraries' names were searched")
+            where = f"{where}; the program is stripped (no .symtab): {known}"
+        return with_suggestions(where, pattern, (fn.name for _, table in self.all() for fn in table.functions))
 
 
 def _readable(path: str) -> SymbolTable | None:

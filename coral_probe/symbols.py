@@ -84,7 +84,7 @@ class SymbolTable:
 
     @cached_property
     def is_go(self) -> bool:
-        return any(self._elf.get_section_by_name(s) is not None
+        return any(s in self._sections_by_name
                    for s in (".go.buildinfo", ".gopclntab", ".note.go.buildid"))
 
     @cached_property
@@ -102,13 +102,11 @@ class SymbolTable:
         a new link to it; a hidden version only where no default one exists.
         Read with struct, not pyelftools (~40 µs a symbol: 1.5 s for libLLVM)."""
         found: dict[str, _Symbol] = {}
-        section = self._elf.get_section_by_name(section_name)
-        if section is None or section["sh_type"] not in ("SHT_SYMTAB", "SHT_DYNSYM"):
+        section = self._sections_by_name.get(section_name)
+        if (section is None or section["sh_type"] not in ("SHT_SYMTAB", "SHT_DYNSYM")
+                or not 0 < section["sh_link"] < len(self._sections)):
             return found
-        try:
-            strings = self._section_bytes(self._elf.get_section(section["sh_link"]))
-        except (ELFError, IndexError, ValueError, KeyError):
-            return found
+        strings = self._section_bytes(self._sections[section["sh_link"]])
         layout, fields = _SYMBOL_LAYOUTS[self._elf.elfclass]
         entry = struct.Struct(("<" if self._elf.little_endian else ">") + layout)
         data = self._section_bytes(section)
@@ -141,12 +139,22 @@ class SymbolTable:
         return os.pread(self._file.fileno(), size, section["sh_offset"])
 
     @cached_property
+    def _sections(self) -> list:
+        """Every section, made once: pyelftools parses the headers again on each
+        walk over them, and a .gnu.hash section's whole table (0.05 s for libLLVM)."""
+        return list(self._elf.iter_sections())
+
+    @cached_property
+    def _sections_by_name(self) -> dict:
+        return {section.name: section for section in self._sections}
+
+    @cached_property
     def _file_size(self) -> int:
         return os.fstat(self._file.fileno()).st_size
 
     def _versym(self) -> array | None:
         """.gnu.version: one version index per .dynsym entry, or None without it."""
-        for section in self._elf.iter_sections():
+        for section in self._sections:
             if section["sh_type"] == "SHT_GNU_versym":
                 data = self._section_bytes(section)
                 versions = array("H", data[:len(data) & ~1])
@@ -224,7 +232,7 @@ class SymbolTable:
         pyelftools parses every section header again on each walk). A size is cut at
         the file's end: a crafted header's would be allocated whole by a read."""
         return [(s["sh_addr"], min(s["sh_size"], max(self._file_size - s["sh_offset"], 0)), s["sh_offset"])
-                for s in self._elf.iter_sections()
+                for s in self._sections
                 if s["sh_flags"] & SH_FLAGS.SHF_EXECINSTR and s["sh_type"] == "SHT_PROGBITS"]
 
     def file_offset(self, address: int) -> int:
@@ -272,7 +280,7 @@ class SymbolTable:
         """Every DWARF section within the file, and not more than MAX_DWARF_SECTION
         once decompressed: pyelftools would allocate whatever a header says."""
         file_size = self._file_size
-        for section in self._elf.iter_sections():
+        for section in self._sections:
             if not section.name.startswith((".debug_", ".zdebug_")) or section["sh_type"] == "SHT_NOBITS":
                 continue
             if section["sh_offset"] + section["sh_size"] > file_size or section.data_size > MAX_DWARF_SECTION:
@@ -330,17 +338,18 @@ class SymbolTable:
             self._subprograms[offset] = (found, typed)
         return self._subprograms[offset]
 
-    def match(self, pattern: str, *, limit: int = MAX_FUNCTIONS) -> list[Function]:
-        """Functions named by `pattern`: exact name, symbol or signature, or a wildcard."""
+    def match(self, pattern: str, *, limit: int = MAX_FUNCTIONS, shown: str | None = None) -> list[Function]:
+        """Functions named by `pattern`: exact name, symbol or signature, or a
+        wildcard. `shown`: how errors name this file (default its path)."""
         found = self.matching(pattern)
         if not found:
-            raise NotFound(self.unknown_message(pattern))
+            raise NotFound(self.ifunc_message(pattern, shown=shown) if pattern in self.ifuncs
+                           else self.unknown_message(pattern, shown=shown))
         if len(found) > limit:
-            shown = min(limit, 8)
-            listed = ", ".join(f.name for f in found[:shown])
-            raise CoralError(f"'{pattern}' matches {len(found)} functions, more than the cap of "
-                             f"{limit}: {listed}, ... and {len(found) - shown} more; narrow the pattern "
-                             "or raise --max-functions")
+            listed = ", ".join(f.name for f in found[:min(limit, 8)])
+            raise TooManyFunctions(f"'{pattern}' matches {len(found)} functions, more than the cap of "
+                                   f"{limit}: {listed}, ... and {len(found) - min(limit, 8)} more; "
+                                   "narrow the pattern")
         return found
 
     def matching(self, pattern: str) -> list[Function]:
@@ -357,21 +366,43 @@ class SymbolTable:
         found.sort(key=lambda f: f.name)
         return found
 
-    def unknown_message(self, pattern: str, *, shown: str | None = None, other_names: Iterable[str] = ()) -> str:
-        """`shown`: how to name this file (default its path); `other_names`: the
-        functions of the other files searched with it, suggested too."""
-        names = sorted({f.name for f in self.functions}.union(other_names))
-        close = difflib.get_close_matches(pattern, names, n=5, cutoff=0.6)
-        if not close:
-            lowered = pattern.lower().strip("*?")
-            close = [n for n in names if lowered and lowered in n.lower()][:5]
+    @property
+    def names_only_exported(self) -> bool:
+        """Stripped (no .symtab) and not Go: only .dynsym's names are left."""
+        return self.stripped and not self.is_go
+
+    def unknown_message(self, pattern: str, *, shown: str | None = None) -> str:
         where = f"unknown function '{pattern}' in {shown or self.path}"
-        if self.stripped and not self.is_go:
+        if self.names_only_exported:
             known = "only the functions it exports (.dynsym) are known" if self.functions else "no names are left"
             where = f"{where}: it is stripped (no .symtab), {known}"
         elif not self.functions:
             where = f"{where}: it has no symbol table (stripped?)"
-        return f"{where}; did you mean: {', '.join(close)}?" if close else where
+        return with_suggestions(where, pattern, (f.name for f in self.functions))
+
+    def ifunc_message(self, name: str, *, shown: str | None = None) -> str:
+        """`name` is an IFUNC here: its symbol's code is the resolver ld.so
+        runs once, at load, to pick an implementation; a probe there sees
+        nothing of the calls. Names the implementations when the table has them."""
+        message = (f"{name} in {shown or self.path} is an IFUNC: its symbol is the resolver that picks an "
+                   "implementation at load time; probe an implementation by its own name")
+        implementations = sorted(f.name for f in self.functions if f.name.startswith((f"__{name}_", f"{name}_")))
+        if implementations:
+            more = f" and {len(implementations) - 5} more" if len(implementations) > 5 else ""
+            return f"{message}: {', '.join(implementations[:5])}{more}"
+        if self.names_only_exported:
+            return f"{message} (the file is stripped, no .symtab: its implementations have no names here)"
+        return f"{message} (none is named __{name}_* or {name}_* in its symbol table)"
+
+
+def with_suggestions(message: str, pattern: str, names: Iterable[str]) -> str:
+    """`message`, then "; did you mean: ...?" with up to 5 of `names` close to `pattern`."""
+    names = sorted(set(names))
+    close = difflib.get_close_matches(pattern, names, n=5, cutoff=0.6)
+    if not close:
+        lowered = pattern.lower().strip("*?")
+        close = [n for n in names if lowered and lowered in n.lower()][:5]
+    return f"{message}; did you mean: {', '.join(close)}?" if close else message
 
 
 def _attr(die, name: str):

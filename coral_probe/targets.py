@@ -89,12 +89,8 @@ def file_identity(path: str) -> tuple[int, int] | None:
 def _library_loaded(spec: str, pid: int | None, program: str | None) -> str | None:
     by_file: dict[tuple[int, int], str] = {}
     for path in loaded_files(pid, program=program):
-        if _is_short_name_of(spec, path):
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue
-            by_file.setdefault((st.st_dev, st.st_ino), path)
+        if _is_short_name_of(spec, path) and (identity := file_identity(path)) is not None:
+            by_file.setdefault(identity, path)
     if len(by_file) > 1:
         if program is not None:
             where, shown = f"the command {os.path.basename(program)}", sorted(by_file.values())

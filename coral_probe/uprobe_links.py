@@ -11,6 +11,7 @@ and BPF_LINK_CREATE."""
 import ctypes
 import errno
 import os
+import re
 from functools import cache
 
 from .errors import CoralError
@@ -23,6 +24,9 @@ BPF_TRACE_UPROBE_MULTI = 48
 _BPF_F_UPROBE_MULTI_RETURN = 1
 # kernel/trace/bpf_trace.c: one link takes at most this many offsets (E2BIG past it).
 MAX_UPROBE_MULTI_CNT = 1 << 20
+# include/linux/errno.h: the kernel-internal "operation not supported", which
+# reaches user space as is (Python's errno table has no name for it).
+_ENOTSUPP = 524
 
 MODE_ENV = "CORAL_UPROBE_MODE"  # "per-probe" forces the pre-6.6 path (tests, comparisons)
 MULTI, PER_PROBE = "uprobe_multi", "per-probe"
@@ -115,5 +119,27 @@ def link(prog_fd: int, path: str, offsets: list[int], cookies: list[int], pid: i
     attr = _LinkCreate(prog_fd=prog_fd, attach_type=BPF_TRACE_UPROBE_MULTI,
                        path=ctypes.addressof(encoded), offsets=ctypes.addressof(offset_array),
                        cookies=ctypes.addressof(cookie_array), cnt=count,
-                       multi_flags=_BPF_F_UPROBE_MULTI_RETURN if returns else 0, pid=pid or 0)
-    return _bpf(_BPF_LINK_CREATE, attr)
+                       multi_flags=_BPF_F_UPROBE_MULTI_RETURN if returns else 0,
+                       pid=link_pid(pid, os.uname().release))
+    try:
+        return _bpf(_BPF_LINK_CREATE, attr)
+    except OSError as e:
+        if e.errno == _ENOTSUPP:
+            # The kernel's own errno, unknown to libc ("Unknown error 524"): the
+            # x86 uprobe decoder refuses some instructions (lock and segment
+            # prefixes, ...), and a link is refused whole for any one of them.
+            raise OSError(e.errno, "the kernel refuses a uprobe on one of these instructions") from None
+        raise
+
+
+def link_pid(pid: int | None, release: str) -> int:
+    """The pid a link filters on, for kernel `release` (os.uname().release).
+
+    Before Linux 6.10 ("bpf: fix multi-uprobe PID filtering logic") a
+    uprobe_multi link compared its pid with the thread's id, not the
+    process's: only the main thread's calls fired. There the link takes every
+    process (0) and the BPF program keeps the target's alone: it filters by
+    tgid already (CORAL_FILTER_TGID, bpf/coral_common.h)."""
+    found = re.match(r"(\d+)\.(\d+)", release)
+    version = (int(found[1]), int(found[2])) if found else (0, 0)
+    return (pid or 0) if version >= (6, 10) else 0

@@ -19,7 +19,7 @@ from . import bpf_source
 from .attach import Attachment, close_usdt_contexts, import_bcc
 from .errors import CoralError, NotFound
 from .plan import Plan, ProbeOptions
-from .targets import Target, loaded_files, resolve_pid
+from .targets import Target, display_path, file_identity, loaded_files, resolve_pid
 
 # PROVIDER:NAME, each a C identifier; `*` and `?` match several (names only shown, never C text).
 _SPEC = re.compile(r"([A-Za-z0-9_*?]+):([A-Za-z0-9_*?]+)")
@@ -83,20 +83,14 @@ def target_files(binary: Target | None, pid: int | None, program: str | None) ->
         raise CoralError("no target: give --binary PATH, --pid PID or -- COMMAND [ARGS]")
     unique: dict[tuple[int, int], str] = {}
     for path in paths:
-        try:
-            st = os.stat(path)
-        except OSError:
-            continue
-        unique.setdefault((st.st_dev, st.st_ino), path)
+        identity = file_identity(path)
+        if identity is not None:
+            unique.setdefault(identity, path)
     return list(unique.values())
 
 
 def list_markers(binary: Target | None, pid: int | None, program: str | None = None) -> list[Marker]:
     return [m for path in target_files(binary, pid, program) for m in markers_in(path)]
-
-
-def _shown(path: str) -> str:
-    return re.sub(r"^/proc/\d+/root(?=/)", "", path)
 
 
 def _where(binary: Target | None, pid: int | None, program: str | None) -> str:
@@ -167,19 +161,19 @@ def plan_usdt(specs: list[str], opts: ProbeOptions, *, binary: Target | None, pi
                          f"{', '.join(m.spec for m in selected[:_LISTED])}")
     running = _running_files(pid, program)
     # A wildcard passes over the is-enabled markers it cannot enable (noted); a name does not.
-    skipped = [m for m in selected if m.semaphore and _identity(m.path) not in running]
+    skipped = [m for m in selected if m.semaphore and file_identity(m.path) not in running]
     for m in skipped:
         if m in named or len(skipped) == len(selected):
             how = ("its command is not running yet when the probes attach"
                    if program is not None and pid is not None else "no running process was given")
             raise CoralError(f"USDT marker {m.spec} is an is-enabled marker (a semaphore guards it) and bcc "
-                             f"can raise that semaphore only in a running process that maps {_shown(m.path)}; "
+                             f"can raise that semaphore only in a running process that maps {display_path(m.path, pid)}; "
                              f"{how}: use --pid PID")
     selected = [m for m in selected if m not in skipped]
-    arg_types = _argument_types(selected)
+    arg_types = _argument_types(selected, pid)
     program_text = bpf_source.usdt_probes(arg_types, filter_tgid=pid, ringbuf_pages=opts.ringbuf_pages)
     specs_seen = [m.spec for m in selected]
-    names = [m.spec if specs_seen.count(m.spec) == 1 else f"{m.spec}@{os.path.basename(_shown(m.path))}"
+    names = [m.spec if specs_seen.count(m.spec) == 1 else f"{m.spec}@{os.path.basename(m.path)}"
              for m in selected]
     nargs = max((min(m.nargs, 6) for m in selected), default=0)
     notes = [f"{m.spec}: {m.nargs} args, the first 6 captured" for m in selected if m.nargs > 6]
@@ -204,23 +198,15 @@ def plan_usdt(specs: list[str], opts: ProbeOptions, *, binary: Target | None, pi
                     target=display, notes=notes, make_contexts=make_contexts)
 
 
-def _identity(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
 def _running_files(pid: int | None, program: str | None) -> set:
     """The files a running target process maps; none for a command still held
     before its exec (its pid is a shell), or without a process."""
     if pid is None or program is not None:
         return set()
-    return {_identity(path) for path in loaded_files(pid)}
+    return {file_identity(path) for path in loaded_files(pid)}
 
 
-def _argument_types(selected: list[Marker]) -> list[list[str]]:
+def _argument_types(selected: list[Marker], pid: int | None) -> list[list[str]]:
     """bcc's ctype of each marker's first six arguments (the widest across its locations)."""
     USDT, USDTException = _usdt_class()
     contexts: dict[str, Any] = {}
@@ -231,11 +217,11 @@ def _argument_types(selected: list[Marker]) -> list[list[str]]:
             try:
                 context = contexts[m.path] = USDT(path=_bcc_path(m.path))
             except USDTException:
-                raise CoralError(f"cannot read the USDT markers of {_shown(m.path)}") from None
+                raise CoralError(f"cannot read the USDT markers of {display_path(m.path, pid)}") from None
         types = [context.get_probe_arg_ctype(m.spec, i) for i in range(min(m.nargs, 6))]
         for ctype in types:
             if ctype not in bpf_source.USDT_ARG_TYPES:
-                raise CoralError(f"USDT marker {m.spec} in {_shown(m.path)}: argument type {ctype!r} "
+                raise CoralError(f"USDT marker {m.spec} in {display_path(m.path, pid)}: argument type {ctype!r} "
                                  "is not an integer coral can read")
         out.append(types)
     return out
@@ -253,13 +239,13 @@ def _enabled_contexts(selected: list[Marker], pid: int | None) -> tuple:
                 try:
                     context = USDT(pid=pid, path=_bcc_path(m.path)) if pid else USDT(path=_bcc_path(m.path))
                 except USDTException:
-                    raise CoralError(f"cannot read the USDT markers of {_shown(m.path)}"
+                    raise CoralError(f"cannot read the USDT markers of {display_path(m.path, pid)}"
                                      f"{f' in pid {pid} (has it exited?)' if pid else ''}") from None
                 contexts[m.path] = context
             try:
                 context.enable_probe(m.spec, f"coral_usdt_{probe_id}")
             except USDTException:
-                raise CoralError(f"bcc could not enable USDT marker {m.spec} in {_shown(m.path)}"
+                raise CoralError(f"bcc could not enable USDT marker {m.spec} in {display_path(m.path, pid)}"
                                  f"{f' for pid {pid}' if pid else ''}") from None
         for path, context in contexts.items():
             # bcc's argument readers, made here to fail with a reason: a marker of
@@ -267,7 +253,7 @@ def _enabled_contexts(selected: list[Marker], pid: int | None) -> tuple:
             try:
                 context.get_text()
             except AttributeError:  # bcc_usdt_genargs gave NULL, which bcc decodes
-                raise CoralError(f"bcc cannot read the arguments of the USDT markers in {_shown(path)} "
+                raise CoralError(f"bcc cannot read the arguments of the USDT markers in {display_path(path, pid)} "
                                  "without a process: give --pid PID")
     except BaseException:
         close_usdt_contexts(tuple(contexts.values()))

@@ -124,3 +124,56 @@ def test_a_bcc_tools_probe_already_there_is_shared_one_by_one(coral, targets):
         peer.cleanup()
     assert result.returncode == 25 % 7, result.stderr
     assert [e["args"][0] for e in jsonl(result.stdout)] == list(range(1, 26))
+
+
+def test_a_link_takes_the_pid_only_where_the_kernel_filters_by_process():
+    """Before 6.10 a link's pid matched one thread: the link takes every
+    process and the program's tgid filter keeps the target's."""
+    from coral_probe.uprobe_links import link_pid
+
+    assert link_pid(4242, "6.9.12-200.fc40.x86_64") == link_pid(4242, "6.6.0") == 0
+    assert link_pid(4242, "6.10.0") == link_pid(4242, "6.18.44-fc-v669") == link_pid(4242, "7.0") == 4242
+    assert link_pid(None, "6.12.1") == link_pid(4242, "unknown") == 0
+
+
+# A function whose first instruction carries a lock prefix, which the x86
+# uprobe decoder refuses (-ENOTSUPP, 524, when a process maps the file).
+LOCKED = r"""
+#include <stdio.h>
+__asm__(".text\n.globl coral_locked\n.type coral_locked, @function\n"
+        "coral_locked:\n\tlock incl (%rdi)\n\tret\n.size coral_locked, .-coral_locked\n");
+void coral_locked(int *);
+int main(void)
+{
+	int x = 0; char line[8];
+	coral_locked(&x);
+	puts("ready"); fflush(stdout);
+	return !fgets(line, sizeof line, stdin) || x != 1;
+}
+"""
+
+
+def test_a_refused_instruction_is_named_not_an_unknown_error(tmp_path):
+    from bcc import BPF
+
+    from coral_probe import uprobe_links
+    from coral_probe.symbols import SymbolTable
+
+    (tmp_path / "locked.c").write_text(LOCKED)
+    binary = str(tmp_path / "locked")
+    subprocess.run(["cc", "-O2", "-o", binary, str(tmp_path / "locked.c")], check=True)
+    with SymbolTable(binary) as table:
+        [fn] = table.match("coral_locked")
+        offset = table.file_offset(fn.address)
+    target = subprocess.Popen([binary], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    bpf = BPF(text=b"int noop(void *ctx) { return 0; }")
+    try:
+        assert target.stdout.readline() == "ready\n"
+        program = bpf.load_func(b"noop", BPF.KPROBE, attach_type=uprobe_links.BPF_TRACE_UPROBE_MULTI)
+        with pytest.raises(OSError) as caught:
+            os.close(uprobe_links.link(program.fd, binary, [offset], [0], target.pid, returns=False))
+    finally:
+        bpf.cleanup()
+        target.communicate("go\n", timeout=60)
+    assert caught.value.errno == 524
+    assert caught.value.strerror == "the kernel refuses a uprobe on one of these instructions"

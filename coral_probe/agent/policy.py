@@ -62,7 +62,7 @@ class ProbePolicy:
     def check_binary(self, spec: str, target: "AgentTarget") -> None:
         """A file other than the target's own (functions.list/get, uprobes): refused
         whether or not it exists, so a refusal tells nothing about the file."""
-        from ..targets import resolve_binary
+        from ..targets import file_identity, resolve_binary
 
         try:
             path = spec if "/" in spec else resolve_binary(spec, target.pid, program=target.program).path
@@ -71,7 +71,7 @@ class ProbePolicy:
             # A name that resolves to nothing is refused like any other: the
             # script learns nothing of which libraries exist.
             path = real = spec
-        identity = _identity(path)
+        identity = file_identity(path)
         if identity is not None and identity in _target_files(target):
             return
         # Matched by its real path, quoted as the script wrote it: the real
@@ -93,18 +93,10 @@ def _describe(target: "AgentTarget") -> str:
     return f"here {' and '.join(parts)} with their libraries" if parts else "and this script has none"
 
 
-def _identity(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
 def _target_files(target: "AgentTarget") -> set[tuple[int, int]]:
     """(device, inode) of every file the target may be probed in."""
     from ..libraries import linked_files
-    from ..targets import loaded_files, resolve_binary
+    from ..targets import file_identity, loaded_files, resolve_binary
 
     paths: list[str] = []
     if target.binary:
@@ -115,4 +107,4 @@ def _target_files(target: "AgentTarget") -> set[tuple[int, int]]:
         paths += loaded_files(program=target.program)
     if target.pid:
         paths += [f"/proc/{target.pid}/exe", *loaded_files(target.pid)]
-    return {i for i in map(_identity, paths) if i is not None}
+    return {i for i in map(file_identity, paths) if i is not None}
