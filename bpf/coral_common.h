@@ -57,6 +57,15 @@ static __always_inline int coral_wanted(u64 pid_tgid)
 	return !coral_stopped();
 }
 
+/* The head of a program that records one event per hit (tracepoint.bpf.c,
+ * usdt.bpf.c): the process filter, the hit counted, then args[] to fill. */
+#define CORAL_EVENT_HEAD                                                  \
+	u64 pid_tgid = bpf_get_current_pid_tgid();                        \
+	if (!coral_wanted(pid_tgid))                                      \
+		return 0;                                                 \
+	coral_count(CORAL_CNT_HITS);                                      \
+	s64 args[CORAL_MAX_ARGS] = {};
+
 /* Reserve, fill, submit; a failed reserve is counted, never silent. */
 static __always_inline int coral_submit(u32 probe_id, u64 pid_tgid, u64 ts,
 					u64 duration, const s64 *args, s64 ret,

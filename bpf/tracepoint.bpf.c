@@ -17,11 +17,7 @@ static __always_inline s64 coral_tp_field(void *ctx, u32 offset, u32 size, int i
 #define CORAL_TRACEPOINT_BEGIN(id)                                      \
 	int coral_tracepoint_##id(void *ctx)                             \
 	{                                                                \
-		u64 pid_tgid = bpf_get_current_pid_tgid();                \
-		if (!coral_wanted(pid_tgid))                              \
-			return 0;                                         \
-		coral_count(CORAL_CNT_HITS);                              \
-		s64 args[CORAL_MAX_ARGS] = {};
+		CORAL_EVENT_HEAD
 
 #define CORAL_TP_FIELD(i, offset, size, is_signed) \
 		args[i] = coral_tp_field(ctx, offset, size, is_signed);

@@ -10,11 +10,7 @@
 #define CORAL_USDT_BEGIN(id)                                            \
 	int coral_usdt_##id(struct pt_regs *ctx)                         \
 	{                                                                \
-		u64 pid_tgid = bpf_get_current_pid_tgid();                \
-		if (!coral_wanted(pid_tgid))                              \
-			return 0;                                         \
-		coral_count(CORAL_CNT_HITS);                              \
-		s64 args[CORAL_MAX_ARGS] = {};
+		CORAL_EVENT_HEAD
 
 /* Between BEGIN and END, one line per argument (bcc rewrites the
  * bpf_usdt_readarg builtin only outside macros), sign- or zero-extended to

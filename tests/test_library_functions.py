@@ -4,7 +4,6 @@ by `probe attach`, by scripts' trace.uprobe() and functions.*. A name in two
 libraries is one clear error until --binary picks one."""
 
 import os
-import subprocess
 
 import pytest
 
@@ -14,7 +13,7 @@ from coral_probe.symbols import MAX_FUNCTIONS
 from coral_probe.targets import program_target, resolve_binary, resolve_pid
 from conftest import jsonl
 from test_cli_errors import one_line_error
-from test_library_resolution import held, release
+from test_library_resolution import assert_crc32_calls_counted, held, release
 from test_scripts import SCRIPTS, emitted
 
 CALLS = 1000
@@ -85,22 +84,8 @@ def test_pid_searches_what_the_process_maps_and_shows_it_as_the_process_names_it
 
 @pytest.mark.bpf
 def test_pid_attaches_a_library_function_by_name(coral, targets):
-    # crc32 is in zcalls's private libz only, which it loads through RUNPATH.
-    proc = held([str(targets["zcalls"]), str(CALLS)], {**os.environ, "ZCALLS_WAIT": "1"})
-    try:
-        attach = coral.popen("probe", "attach", "-o", "jsonl", "crc32", "--no-ret", "--pid", str(proc.pid),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        line = attach.stderr.readline()
-        assert line.startswith("coral: attached"), line + attach.stderr.read()
-        assert release(proc) == 0
-        out, err = attach.communicate(timeout=60)  # coral stops when the process exits
-    finally:
-        proc.kill()
-        proc.wait()
-    assert attach.returncode == 0, err
-    events = jsonl(out)
-    assert len(events) == CALLS
-    assert {(e["function"], e["pid"]) for e in events} == {("crc32", proc.pid)}
+    # crc32 is in zcalls's private libz only, which it loads through RUNPATH: no --binary.
+    assert_crc32_calls_counted(coral, targets["zcalls"])
 
 
 @pytest.mark.bpf

@@ -80,9 +80,14 @@ def test_command_and_process_resolve_the_copy_ld_so_loads(zcalls, tmp_path, monk
 @pytest.mark.parametrize("library_path", [False, True], ids=["runpath", "ld_library_path"])
 def test_pid_probes_the_copy_ld_so_loaded(coral, zcalls, tmp_path, monkeypatch, library_path):
     copy_ld_so_loads(zcalls, tmp_path, monkeypatch, library_path)
+    assert_crc32_calls_counted(coral, zcalls, "--binary", "libz")
+
+
+def assert_crc32_calls_counted(coral, zcalls, *args: str) -> None:
+    """zcalls, held, probed for crc32 (`args` say where) by pid: every call, once."""
     proc = held([str(zcalls), str(CALLS)], {**os.environ, "ZCALLS_WAIT": "1"})
     try:
-        attach = coral.popen("probe", "attach", "-o", "jsonl", "crc32", "--no-ret", "--binary", "libz",
+        attach = coral.popen("probe", "attach", "-o", "jsonl", "crc32", "--no-ret", *args,
                              "--pid", str(proc.pid), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         line = attach.stderr.readline()
         assert line.startswith("coral: attached"), line + attach.stderr.read()
