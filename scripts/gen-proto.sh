@@ -8,6 +8,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 PY="$ROOT/.venv/bin/python"
 PROTO=proto/coral/sdk/v1/sdk.proto
+AGENT_PROTO=proto/coral/agent/v1/agent.proto
 TS_PROTO_VERSION=2.18.0
 BUFBUILD_VERSION=2.17.0
 
@@ -15,6 +16,13 @@ echo "== python -> coral_probe/gen"
 rm -rf coral_probe/gen && mkdir -p coral_probe/gen
 "$PY" -m grpc_tools.protoc -Iproto --python_out=coral_probe/gen --pyi_out=coral_probe/gen "$PROTO"
 printf '"""Generated from proto/ by scripts/gen-proto.sh: do not edit."""\n' > coral_probe/gen/__init__.py
+# AgentService (gRPC, Python only): messages, .pyi and the service stubs. The
+# stubs import `coral.agent.v1.agent_pb2` as a top-level package; coral_probe/gen
+# is a subpackage, so that import is made relative to it.
+"$PY" -m grpc_tools.protoc -Iproto --python_out=coral_probe/gen --pyi_out=coral_probe/gen \
+  --grpc_python_out=coral_probe/gen "$AGENT_PROTO"
+sed -i 's/^from coral\.agent\.v1 import agent_pb2 as /from . import agent_pb2 as /' \
+  coral_probe/gen/coral/agent/v1/agent_pb2_grpc.py
 
 echo "== rust -> native/src/gen"
 PATH="$HOME/.cargo/bin:$PATH" PYO3_PYTHON="$PY" cargo build --release -q --features regen-proto
