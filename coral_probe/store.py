@@ -105,6 +105,9 @@ CREATE TABLE IF NOT EXISTS system_metrics_local (
 LIMIT_COLUMNS = ("log_lines_truncated", "log_lines_dropped", "log_bytes_dropped", "emits_refused")
 _SESSION_COLUMNS_ADDED = (("too_deep", "BIGINT"), ("in_flight_at_stop", "BIGINT"),
                           ("in_flight_at_attach", "BIGINT"), ("stop_reason", "VARCHAR"), ("execution_id", "VARCHAR"))
+# Deployed scripts (agent/registry.py): params, ad-hoc or daemon, timeout, and
+# pending / running / stopped / completed / failed / deleted. NULL for `coral run`'s.
+_SCRIPT_COLUMNS_ADDED = (("params", "JSON"), ("mode", "VARCHAR"), ("timeout_s", "DOUBLE"), ("status", "VARCHAR"))
 # Closing waits this long for queries in flight (interrupted) to give their cursors back.
 CLOSE_WAIT_S = 30.0
 
@@ -151,6 +154,8 @@ class Store:
         self.con.execute("ALTER TABLE script_executions ADD COLUMN IF NOT EXISTS end_reason VARCHAR")
         for column in LIMIT_COLUMNS:
             self.con.execute(f"ALTER TABLE script_executions ADD COLUMN IF NOT EXISTS {column} BIGINT DEFAULT 0")
+        for column, kind in _SCRIPT_COLUMNS_ADDED:
+            self.con.execute(f"ALTER TABLE scripts ADD COLUMN IF NOT EXISTS {column} {kind}")
         for column, kind in _SESSION_COLUMNS_ADDED:
             self.con.execute(f"ALTER TABLE probe_sessions ADD COLUMN IF NOT EXISTS {column} {kind}")
         # Scripts query this database: no file, network or extension access
@@ -221,7 +226,8 @@ class Store:
         with self._writing() as cur:
             version = cur.execute("SELECT count(*) + 1 FROM scripts WHERE name = ?", [name]).fetchone()[0]
             if not cur.execute("SELECT 1 FROM scripts WHERE id = ?", [script_id]).fetchone():
-                cur.execute("INSERT INTO scripts VALUES (?, ?, ?, ?, ?, ?)",
+                cur.execute("INSERT INTO scripts (id, name, code, version, created_at, created_by)"
+                            " VALUES (?, ?, ?, ?, ?, ?)",
                             [script_id, name, code, version, datetime.now(timezone.utc), "cli"])
         return script_id
 

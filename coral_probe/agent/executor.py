@@ -72,13 +72,16 @@ class Executor:
         self.max_concurrent, self.echo = max_concurrent, echo
         self._running: dict[str, ScriptRun] = {}
         self._lock = threading.Lock()
+        # Called with each run once it has ended and is recorded (the registry starts its queue).
+        self.on_end: list[Callable[[ScriptRun], None]] = []
 
     def running(self) -> int:
         with self._lock:
             return len(self._running)
 
     def start(self, script: Path, *, target: AgentTarget, params: dict[str, str] | None = None,
-              timeout_s: float = AD_HOC_TIMEOUT_S) -> ScriptRun:
+              timeout_s: float = AD_HOC_TIMEOUT_S, script_id: str | None = None) -> ScriptRun:
+        """`script_id`: a script the registry already recorded (else one is recorded by content)."""
         if not script.is_file():
             raise CoralError(f"script not found: {script}")
         if not 0 < timeout_s <= DAEMON_TIMEOUT_S:
@@ -93,7 +96,7 @@ class Executor:
             cgroup = ScriptCgroup.create(f"x{execution_id}", memory_bytes=self.sandbox.memory_mb << 20,
                                          max_pids=self.sandbox.max_pids)
             run = self._launch(script, copy, cgroup, code_bytes.decode(errors="replace"), execution_id,
-                               target, params, timeout_s)
+                               target, params, timeout_s, script_id)
         except BaseException:
             self.sandbox.discard(copy)
             if cgroup is not None:
@@ -107,11 +110,12 @@ class Executor:
             raise CoralError(f"{self.max_concurrent} scripts are already running (the limit); wait for one to end")
 
     def _launch(self, script: Path, copy: ScriptCopy, cgroup: ScriptCgroup, code: str, execution_id: str,
-                target: AgentTarget, params: dict[str, str] | None, timeout_s: float) -> ScriptRun:
+                target: AgentTarget, params: dict[str, str] | None, timeout_s: float,
+                registered_id: str | None = None) -> ScriptRun:
         with self._lock:
             self._check_capacity()
             token = secrets.token_hex(16)
-            script_id = script_id_of(code)
+            script_id = registered_id or script_id_of(code)
             ctx = ExecutionContext(execution_id, script_id, target, dict(params or {}))
             self.server.register(token, ctx)
             command = self.sandbox.command(copy, new_script_uid(), cgroup.procs_files)
@@ -123,7 +127,8 @@ class Executor:
             self._running[execution_id] = run
         # Recorded while Deno starts (the store may still be opening); the
         # supervisor waits for it before recording the end.
-        recorder = threading.Thread(target=self._record_start, args=(run, script.name, code, script_id, params),
+        recorder = threading.Thread(target=self._record_start,
+                                    args=(run, None if registered_id else script.name, code, script_id, params),
                                     name="coral-record", daemon=True)
         recorder.start()
         run._recorder = recorder
@@ -137,11 +142,12 @@ class Executor:
         threading.Thread(target=self._supervise, args=(run,), name="coral-script", daemon=True).start()
         return run
 
-    def _record_start(self, run: ScriptRun, name: str, code: str, script_id: str, params) -> None:
+    def _record_start(self, run: ScriptRun, name: str | None, code: str, script_id: str, params) -> None:
         """Records the start, then watches the store while the script runs: a
         run whose store failed is stopped and says why, never left hanging."""
         try:
-            self.store.register_script(name, code)
+            if name is not None:  # None: recorded by the registry
+                self.store.register_script(name, code)
             self.store.begin_execution(run.execution_id, script_id, dict(params or {}))
             while run.process.poll() is None and self.store.failure is None:
                 time.sleep(STORE_WATCH_S)
@@ -252,3 +258,8 @@ class Executor:
             with self._lock:
                 self._running.pop(run.execution_id, None)
             run.done.set()
+            for callback in list(self.on_end):
+                try:
+                    callback(run)
+                except Exception as e:  # noqa: BLE001 - one listener's failure is not the run's
+                    print(f"coral: after the script's end: {e}", file=sys.stderr, flush=True)

@@ -151,6 +151,16 @@ class Sandbox:
         return {"CORAL_SOCKET": self.socket_path, "CORAL_TOKEN": token, "DENO_DIR": str(scratch or self.deno_dir),
                 "NO_COLOR": "1", "TZ": "UTC"}
 
+    def type_check(self, copy: ScriptCopy) -> None:
+        """`deno check` on a prepared copy (its import graph already checked),
+        confined like the graph check; raises with the checker's first error."""
+        command = self.confined(copy, new_script_uid(), [],
+                                ["check", "--quiet", *self.common_flags(), copy.entry_url])
+        result = subprocess.run(command, capture_output=True, text=True, env=self.environment(""), timeout=120,
+                                cwd=copy.directory, start_new_session=True)
+        if result.returncode != 0:
+            raise CoralError(f"script refused: {_first_check_error(result.stderr, copy)}")
+
     def _check_graph(self, copy: ScriptCopy) -> list[str]:
         """Refuses, before it runs, a copy importing anything but @coral/sdk
         and files of its own directory (Deno reads static imports without
@@ -194,10 +204,25 @@ def _is_tmpfs(path: Path) -> bool:
 
 
 def _refusal(detail: str) -> CoralError:
-    if "import access" in detail or "--allow-import" in detail or "npm" in detail or "jsr:" in detail:
+    if detail.startswith("it imports"):
+        pass
+    elif "import access" in detail or "--allow-import" in detail or "npm" in detail or "jsr:" in detail:
         detail = f"it imports a remote or npm module ({detail.split(',')[0]})"
     return CoralError(f"script refused: {detail}; scripts may import only @coral/sdk and files of their "
                       "own directory")
+
+
+def _first_check_error(stderr: str, copy: ScriptCopy) -> str:
+    """The type checker's first diagnostic, with where it is in the script."""
+    import re
+
+    lines = [line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", stderr).splitlines()]
+    for i, line in enumerate(lines):
+        if re.match(r"TS\d+ \[ERROR\]", line):
+            where = next((w[3:] for w in lines[i + 1:i + 6] if w.startswith("at file://")), "")
+            where = where.replace(copy.directory.as_uri() + "/", "")
+            return f"{line} ({where})" if where else line
+    return _first_error(stderr)
 
 
 def _first_error(stderr: str) -> str:
