@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hmac
 import os
-import socket
 import stat
 from concurrent import futures
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any, Callable
 
 import grpc
 
+from ..agent.socket_path import claim
 from ..errors import CoralError
 from . import pb_grpc
 
@@ -57,7 +57,7 @@ def serve(servicer: pb_grpc.AgentServiceServicer, *, socket_path: str | os.PathL
     host_port = _host_port(listen) if listen is not None else None
 
     _make_parent(path)
-    _claim(path)
+    claim(os.fspath(path), what="agent socket")
     interceptors = [_BearerTokenInterceptor(token)] if token is not None else []
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers,
                                                     thread_name_prefix="coral-api"),
@@ -123,29 +123,6 @@ def _make_parent(path: Path) -> None:
         pass
     except OSError as e:
         raise CoralError(f"agent socket directory {parent}: {e.strerror or e}") from None
-
-
-def _claim(path: Path) -> None:
-    """Removes a stale socket; refuses a file, a directory, or a live socket."""
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(mode):
-        raise CoralError(f"agent socket {path}: exists and is not a socket; refusing to replace it")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    probe.settimeout(2)
-    try:
-        probe.connect(os.fspath(path))
-    except ConnectionRefusedError:
-        os.unlink(path)  # nobody listens: left by an agent that died
-        return
-    except OSError as e:
-        raise CoralError(f"agent socket {path}: cannot tell whether it is in use "
-                         f"({e.strerror or e}); refusing to replace it") from None
-    finally:
-        probe.close()
-    raise CoralError(f"agent socket {path}: in use (another agent serves this CORAL_HOME)")
 
 
 def _read(path: str | os.PathLike[str], option: str) -> bytes:
