@@ -162,21 +162,65 @@ def run(ctx: click.Context, script, pid, binary, params, timeout, daemon, watch,
     ctx.exit(run_script(request))
 
 
-@cli.command("agent", hidden=True)
-@click.option("--socket", "socket_path", required=True, type=click.Path(dir_okay=False))
-@click.option("--token-file", required=True, metavar="PATH",
+@cli.group("agent", invoke_without_command=True)
+@click.option("--socket", "socket_path", type=click.Path(dir_okay=False),
+              help="Without a subcommand: serve only the SDK socket at this path (SDK tests, benchmarks).")
+@click.option("--token-file", metavar="PATH",
               help="File (mode 600) or /dev/fd/N holding the token the SDK must present (CORAL_TOKEN).")
 @click.option("-p", "--pid", type=int)
 @click.option("-b", "--binary", metavar="PATH")
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--max-queued-events", type=click.IntRange(1), help="Per-subscriber queue before events are dropped.")
 @click.option("--allow-probe", "allow_probe", multiple=True, metavar="KIND[:PATTERN]", help=_ALLOW_PROBE_HELP)
-def agent(socket_path, token_file, pid, binary, db_path, max_queued_events, allow_probe) -> None:
-    """Serve the SDK socket for scripts started elsewhere (SDK tests, benchmarks)."""
+@click.pass_context
+def agent(ctx: click.Context, socket_path, token_file, pid, binary, db_path, max_queued_events, allow_probe) -> None:
+    """The resident agent (`coral agent start`).
+
+    Without a subcommand, `coral agent --socket PATH --token-file F` serves
+    only the SDK socket for scripts started elsewhere (SDK tests, benchmarks).
+    """
+    given = [name for name, value in (("--socket", socket_path), ("--token-file", token_file), ("--pid", pid),
+                                      ("--binary", binary), ("--db", db_path),
+                                      ("--max-queued-events", max_queued_events),
+                                      ("--allow-probe", allow_probe)) if value]
+    if ctx.invoked_subcommand is not None:
+        if given:
+            raise click.UsageError(f"{given[0]} goes after `coral agent {ctx.invoked_subcommand}` "
+                                   "(or without a subcommand, for the SDK socket alone)")
+        return
+    if not socket_path or not token_file:
+        raise click.UsageError("`coral agent` needs a subcommand (start), or --socket PATH and --token-file PATH "
+                               "to serve the SDK socket alone")
     from .agent.policy import ProbePolicy
     from .agent.serve import serve
 
     serve(socket_path, token_file, pid, binary, db_path, max_queued_events, ProbePolicy.parse(allow_probe))
+
+
+@agent.command("start")
+@click.option("--listen", metavar="HOST:PORT", help="Also serve on TCP (needs --tls-cert/--tls-key or --token-file).")
+@click.option("--tls-cert", metavar="PATH", help="Server certificate (PEM) for --listen.")
+@click.option("--tls-key", metavar="PATH", help="Its private key (PEM).")
+@click.option("--client-ca", metavar="PATH", help="Mutual TLS: clients need a certificate signed by this CA.")
+@click.option("--token-file", metavar="PATH", help="Bearer token every TCP call must carry (one line).")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="DuckDB file [default: $CORAL_HOME/agent.duckdb].")
+@click.option("--allow-probe", "allow_probe", multiple=True, metavar="KIND[:PATTERN]",
+              help="Let deployed scripts probe this (repeatable): kernel[:FUNCTION], tracepoint[:CATEGORY:NAME], "
+                   "binary[:PATH], pid[:PID]; shell-style patterns.")
+@click.pass_context
+def agent_start(ctx: click.Context, listen, tls_cert, tls_key, client_ca, token_file, db_path, allow_probe) -> None:
+    """Run the resident agent in the foreground (SIGTERM stops it cleanly).
+
+    \b
+    coral agent start
+    coral agent start --listen 0.0.0.0:7443 --tls-cert agent.pem --tls-key agent.key --client-ca ca.pem
+    """
+    from .agent.policy import ProbePolicy
+    from .api.agent_main import start
+
+    ctx.exit(start(listen=listen, tls_cert=tls_cert, tls_key=tls_key, client_ca=client_ca, token_file=token_file,
+                   db_path=db_path, policy=ProbePolicy.parse(allow_probe)))
 
 
 @cli.group()
@@ -225,6 +269,13 @@ def doctor() -> None:
         click.echo(_rich(f"[{color}]{label:>4}[/{color}]  {check.name:<15} {check.detail}{fix}"))
         ok &= check.status != "fail"
     sys.exit(0 if ok else 1)
+
+
+# `coral script …` (deployed scripts on a resident agent): declared in
+# script_cli.py, which imports grpc and rich only when one of them runs.
+from .script_cli import script as _script_group  # noqa: E402
+
+cli.add_command(_script_group)
 
 
 def _rich(markup: str) -> str:

@@ -36,17 +36,8 @@ def serve(servicer: pb_grpc.AgentServiceServicer, *, socket_path: str | os.PathL
     """Starts a gRPC server for `servicer` and returns it (started). With
     `listen`, the bound TCP port is `server.coral_tcp_port` (useful with port 0)."""
     path = Path(socket_path)
-    if len(os.fsencode(path)) > _MAX_UNIX_PATH:
-        raise CoralError(f"agent socket {path}: path longer than {_MAX_UNIX_PATH} bytes")
-    if (tls_cert is None) != (tls_key is None):
-        raise CoralError("--tls-cert and --tls-key go together")
-    if client_ca is not None and tls_cert is None:
-        raise CoralError("--client-ca needs --tls-cert and --tls-key (mutual TLS is TLS)")
-    if listen is None and (tls_cert or token_file):
-        raise CoralError("--tls-cert/--token-file only apply to --listen HOST:PORT")
-    if listen is not None and tls_cert is None and token_file is None:
-        raise CoralError(f"--listen {listen}: refusing plain TCP; give --tls-cert/--tls-key "
-                         "or --token-file")
+    check_options(socket_path=path, listen=listen, tls_cert=tls_cert, tls_key=tls_key, client_ca=client_ca,
+                  token_file=token_file)
     token = _read_token(token_file) if token_file is not None else None
     tcp_credentials = None
     if tls_cert is not None and tls_key is not None:
@@ -89,6 +80,33 @@ def serve(servicer: pb_grpc.AgentServiceServicer, *, socket_path: str | os.PathL
         server.stop(None)
         raise CoralError(f"agent socket {path}: not a socket owned by uid {os.geteuid()} after bind")
     return server
+
+
+def check_options(*, socket_path: str | os.PathLike[str], listen: str | None = None,
+                  tls_cert: str | os.PathLike[str] | None = None, tls_key: str | os.PathLike[str] | None = None,
+                  client_ca: str | os.PathLike[str] | None = None,
+                  token_file: str | os.PathLike[str] | None = None) -> None:
+    """What serve() refuses about its options, checked before anything starts
+    (an agent asks this before it opens its store): one CoralError line."""
+    path = Path(socket_path)
+    if len(os.fsencode(path)) > _MAX_UNIX_PATH:
+        raise CoralError(f"agent socket {path}: path longer than {_MAX_UNIX_PATH} bytes")
+    if (tls_cert is None) != (tls_key is None):
+        raise CoralError("--tls-cert and --tls-key go together")
+    if client_ca is not None and tls_cert is None:
+        raise CoralError("--client-ca needs --tls-cert and --tls-key (mutual TLS is TLS)")
+    if listen is None and (tls_cert or token_file):
+        raise CoralError("--tls-cert/--token-file only apply to --listen HOST:PORT")
+    if listen is not None and tls_cert is None and token_file is None:
+        raise CoralError(f"--listen {listen}: refusing plain TCP; give --tls-cert/--tls-key "
+                         "or --token-file")
+    if listen is not None:
+        _host_port(listen)
+    if token_file is not None:
+        _read_token(token_file)
+    for value, option in ((tls_cert, "--tls-cert"), (tls_key, "--tls-key"), (client_ca, "--client-ca")):
+        if value is not None:
+            _read(value, option)
 
 
 def _add_tcp_port(server: grpc.Server, host_port: str,

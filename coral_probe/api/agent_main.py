@@ -1,0 +1,84 @@
+"""`coral agent start`: the resident agent in the foreground.
+
+It owns $CORAL_HOME/agent.duckdb, runs an AgentRuntime (SDK socket, sandbox,
+executor) and a ScriptRegistry, and serves AgentService on
+$CORAL_HOME/agent.sock (and, with TLS or a token, on --listen HOST:PORT).
+One line per event on stderr (systemd's journal takes them as they are).
+SIGTERM/SIGINT stop it cleanly: no new RPCs, the registry closed, every script
+stopped (its probes detached), the server stopped, DuckDB closed; exit 0."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from ..agent.policy import ProbePolicy
+from ..agent.registry import ScriptRegistry
+from ..agent.runtime import AgentRuntime
+from ..agent.socket_path import claim
+from ..paths import coral_home
+from ..stopping import StopSignals
+from . import transport
+from .agent_service import AgentServicer
+from .client import default_socket
+
+SERVER_GRACE_S = 2.0
+
+
+def log(line: str) -> None:
+    print(f"coral agent: {line}", file=sys.stderr, flush=True)
+
+
+def start(*, listen: str | None = None, tls_cert: str | None = None, tls_key: str | None = None,
+          client_ca: str | None = None, token_file: str | None = None, db_path: Path | None = None,
+          policy: ProbePolicy = ProbePolicy()) -> int:
+    home = coral_home()
+    socket_path = default_socket(home)
+    # Everything refusable is refused before the store opens and threads start.
+    transport.check_options(socket_path=socket_path, listen=listen, tls_cert=tls_cert, tls_key=tls_key,
+                            client_ca=client_ca, token_file=token_file)
+    transport._make_parent(socket_path)
+    claim(os.fspath(socket_path), what="agent socket")  # a second agent on this home: one line
+    from ..store import Store
+
+    with StopSignals() as signals:
+        store = Store(db_path or home / "agent.duckdb")
+        server = None
+        try:
+            with AgentRuntime(store, echo=False, policy=policy) as runtime:
+                registry = ScriptRegistry(store, runtime.executor, home=home)
+                runtime.executor.on_end.append(_log_end)
+                try:
+                    server = transport.serve(AgentServicer(registry, log=log), socket_path=socket_path,
+                                             listen=listen, tls_cert=tls_cert, tls_key=tls_key,
+                                             client_ca=client_ca, token_file=token_file)
+                    log(f"serving on unix:{socket_path}" + (
+                        f" and {listen} (port {getattr(server, 'coral_tcp_port', '?')}, "
+                        f"{'TLS' if tls_cert else 'token'})" if listen else ""))
+                    signals.requested.wait()
+                    log(f"stopping ({signals.reason})")
+                    # No new RPCs; followers of logs are cancelled after the grace.
+                    server.stop(SERVER_GRACE_S).wait()
+                    server = None
+                finally:
+                    registry.close()
+                    if server is not None:
+                        server.stop(None)
+                # AgentRuntime's exit: every script stopped (streams end, probes
+                # detached, grace, kill), subscriptions ended, SDK socket closed.
+        finally:
+            store.close()
+            try:
+                if socket_path.is_socket():
+                    socket_path.unlink()
+            except OSError:
+                pass
+    log("stopped")
+    return 0
+
+
+def _log_end(run) -> None:
+    code = f", exit code {run.exit_code}" if run.exit_code is not None else ""
+    reason = f": {run.reason}" if run.reason else ""
+    log(f"execution {run.execution_id} ended {run.status}{code}{reason}")

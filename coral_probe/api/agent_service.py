@@ -1,0 +1,205 @@
+"""AgentService over a ScriptRegistry: the RPCs of coral/agent/v1 mapped onto
+deploy/stop/delete/list/status/logs. Errors become status codes with the
+registry's one-line message: InvalidScript → INVALID_ARGUMENT, ScriptNotFound →
+NOT_FOUND, any other CoralError → FAILED_PRECONDITION.
+
+Triggers: only manual for now; schedule and event triggers are refused with
+UNIMPLEMENTED until the agent has a scheduler."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from ..agent.registry import ExecutionRecord, InvalidScript, ScriptNotFound, ScriptRecord, ScriptRegistry
+from ..errors import CoralError
+from . import pb, pb_grpc
+
+DEFAULT_STATUS_TAIL = 10
+DEFAULT_LOG_TAIL = 100
+MAX_TAIL = 10_000
+
+# Registry statuses (scripts.status, script_executions.status) → the proto's.
+_STATUS = {
+    "pending": pb.SCRIPT_STATUS_PENDING,
+    "running": pb.SCRIPT_STATUS_RUNNING,
+    "stopped": pb.SCRIPT_STATUS_STOPPED,
+    "timeout": pb.SCRIPT_STATUS_STOPPED,
+    "deleted": pb.SCRIPT_STATUS_STOPPED,
+    "completed": pb.SCRIPT_STATUS_COMPLETED,
+    "interrupted": pb.SCRIPT_STATUS_INTERRUPTED,
+}
+_FILTER = {
+    pb.SCRIPT_STATUS_PENDING: "pending",
+    pb.SCRIPT_STATUS_RUNNING: "running",
+    pb.SCRIPT_STATUS_STOPPED: "stopped",
+    pb.SCRIPT_STATUS_FAILED: "failed",
+    pb.SCRIPT_STATUS_COMPLETED: "completed",
+    pb.SCRIPT_STATUS_INTERRUPTED: "interrupted",
+}
+
+T = TypeVar("T")
+
+
+def _status(value: str | None) -> Any:  # a pb.ScriptStatus value
+    if value is None:
+        return pb.SCRIPT_STATUS_UNSPECIFIED
+    return _STATUS.get(value, pb.SCRIPT_STATUS_FAILED)
+
+
+def _timestamp(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # DuckDB TIMESTAMP columns hold UTC
+        value = value.replace(tzinfo=timezone.utc)
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def _tail(value: int, default: int) -> int:
+    if value < 0:
+        raise InvalidScript(f"invalid tail {value}: must be 0 (the default) or more")
+    return min(value or default, MAX_TAIL)
+
+
+def _ref(ref: str, script_id: str) -> str:
+    chosen = ref or script_id
+    if not chosen:
+        raise InvalidScript("no script named: give ref (an id or a name) or script_id")
+    return chosen
+
+
+def _script(record: ScriptRecord) -> pb.Script:
+    script = pb.Script(id=record.id, name=record.name, version=record.version,
+                       created_by=record.created_by or "", params=record.params,
+                       mode=pb.SCRIPT_MODE_DAEMON if record.mode == "daemon" else pb.SCRIPT_MODE_AD_HOC,
+                       timeout_seconds=int(record.timeout_s), status=_status(record.status),
+                       trigger=pb.ScriptTrigger(manual=pb.ManualTrigger()))
+    created = _timestamp(record.created_at)
+    if created is not None:
+        script.created_at.CopyFrom(created)
+    return script
+
+
+def _execution(record: ExecutionRecord, script_id: str) -> pb.ScriptExecution:
+    execution = pb.ScriptExecution(execution_id=record.execution_id, script_id=script_id,
+                                   status=_status(record.status), end_reason=record.end_reason or "",
+                                   has_exit_code=record.exit_code is not None,
+                                   exit_code=record.exit_code if record.exit_code is not None else 0)
+    started, completed = _timestamp(record.started_at), _timestamp(record.ended_at)
+    if started is not None:
+        execution.started_at.CopyFrom(started)
+    if completed is not None:
+        execution.completed_at.CopyFrom(completed)
+    return execution
+
+
+class AgentServicer(pb_grpc.AgentServiceServicer):
+    def __init__(self, registry: ScriptRegistry, *, log: Callable[[str], None] | None = None):
+        self.registry = registry
+        self._log = log or (lambda line: print(f"coral agent: {line}", file=sys.stderr, flush=True))
+
+    def _call(self, context: grpc.ServicerContext, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except InvalidScript as e:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, _one_line(e))
+        except ScriptNotFound as e:
+            context.abort(grpc.StatusCode.NOT_FOUND, _one_line(e))
+        except CoralError as e:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, _one_line(e))
+        raise AssertionError("unreachable")  # context.abort raises
+
+    # -- RPCs -------------------------------------------------------------
+
+    def DeployScript(self, request: Any, context: grpc.ServicerContext) -> Any:
+        script = request.script
+        which = script.trigger.WhichOneof("trigger") if script.HasField("trigger") else None
+        if which == "schedule":
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, "schedule triggers are not supported yet")
+        if which == "event":
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, "event triggers are not supported yet")
+        if script.timeout_seconds < 0:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"invalid timeout {script.timeout_seconds}s: must be above 0 (0: the mode's default)")
+
+        def deploy() -> Any:
+            deployed = self.registry.deploy(
+                name=script.name, code=script.code, params=dict(script.params),
+                daemon=script.mode == pb.SCRIPT_MODE_DAEMON,
+                timeout_s=float(script.timeout_seconds) or None, created_by=script.created_by)
+            record = self.registry.status(deployed.script_id, tail=0).script
+            self._log(f"deployed {record.name} version {deployed.version} as {deployed.script_id} "
+                      f"({record.status}, by {record.created_by or 'unknown'})")
+            return pb.DeployScriptResponse(script_id=deployed.script_id, version=deployed.version,
+                                           status=_status(record.status))
+        return self._call(context, deploy)
+
+    def StopScript(self, request: Any, context: grpc.ServicerContext) -> Any:
+        def stop() -> Any:
+            record = self.registry.stop(_ref(request.ref, request.script_id))
+            self._log(f"stopped {record.name} version {record.version} ({record.id})")
+            return pb.StopScriptResponse(success=True, script_id=record.id, status=_status(record.status))
+        return self._call(context, stop)
+
+    def DeleteScript(self, request: Any, context: grpc.ServicerContext) -> Any:
+        def delete() -> Any:
+            ref = _ref(request.ref, "")
+            before = {r.id for r in self.registry.list("deleted")}
+            self.registry.delete(ref)
+            ids = sorted({r.id for r in self.registry.list("deleted")} - before)
+            self._log(f"deleted {ref} ({', '.join(ids) or 'nothing new'})")
+            return pb.DeleteScriptResponse(success=True, script_ids=ids)
+        return self._call(context, delete)
+
+    def ListScripts(self, request: Any, context: grpc.ServicerContext) -> Any:
+        def list_() -> Any:
+            records = self.registry.list(_FILTER.get(request.status))
+            return pb.ListScriptsResponse(scripts=[_script(r) for r in records])
+        return self._call(context, list_)
+
+    def GetScriptStatus(self, request: Any, context: grpc.ServicerContext) -> Any:
+        def status() -> Any:
+            got = self.registry.status(_ref(request.ref, request.script_id),
+                                       tail=_tail(request.tail, DEFAULT_STATUS_TAIL))
+            return pb.GetScriptStatusResponse(
+                script_id=got.script.id, status=_status(got.script.status), script=_script(got.script),
+                executions=[_execution(e, got.script.id) for e in got.executions])
+        return self._call(context, status)
+
+    def StreamScriptLogs(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        if request.execution_id:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, "execution_id is not supported yet: "
+                          "the lines of the script's executions are returned")
+        cancelled = threading.Event()
+        context.add_callback(cancelled.set)  # the client went away, or the server stops
+        lines = self._call(context, lambda: self.registry.logs(
+            _ref(request.ref, request.script_id), tail=_tail(request.tail, DEFAULT_LOG_TAIL),
+            follow=request.follow, stop_event=cancelled))
+        # logs() is a generator: the ref is resolved at its first step.
+        iterator = iter(lines)
+        while True:
+            try:
+                item = self._call(context, lambda: next(iterator, None))
+            except StopIteration:  # pragma: no cover - next() has a default
+                return
+            if item is None:
+                return
+            ts, stream, line = item
+            entry = pb.ScriptLogEntry(stream=stream, line=line)
+            stamp = _timestamp(ts)
+            if stamp is not None:
+                entry.timestamp.CopyFrom(stamp)
+            yield entry
+
+
+def _one_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
