@@ -13,7 +13,7 @@ if [[ $EUID -ne 0 ]]; then
 fi
 
 APT_PACKAGES=(python3-bpfcc bpfcc-tools bpftrace bpftool linux-headers-amd64 gcc g++ make
-              libelf-dev pkg-config protobuf-compiler systemtap-sdt-dev)
+              libelf-dev pkg-config protobuf-compiler systemtap-sdt-dev openssl)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
