@@ -7,12 +7,13 @@ from typing import final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["COUNTER_NAMES", "EVENT_SIZE", "AttachPoints", "Batch", "NativeError", "RingConsumer", "attach_points",
+__all__ = ["COUNTER_NAMES", "EVENT_SIZE", "KERNEL_REFUSES", "AttachPoints", "Batch", "NativeError", "RingConsumer", "attach_points",
            "entered_between",
            "confine_self", "demangle", "drain_ring", "landlock_abi", "page_out_libraries", "ret_offsets"]
 
 EVENT_SIZE: int
 COUNTER_NAMES: list[str]
+KERNEL_REFUSES: str  # AttachPoints.reason when the first instruction cannot take a uprobe
 
 class NativeError(Exception):
     """An error in coral's native core."""

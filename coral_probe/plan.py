@@ -103,8 +103,9 @@ def plan_functions(target: Target, patterns: list[str], opts: ProbeOptions) -> P
         return Plan("uprobe", [p.function.name for p in points], opts.nargs, program,
                     lambda a: attach(a, points, target.pid, go, opts.with_return), where, notes)
 
-    plan = planned(uprobe_links.mode())
-    if uprobe_links.mode() == uprobe_links.MULTI:
+    mode = uprobe_links.mode()
+    plan = planned(mode)
+    if mode == uprobe_links.MULTI:
         plan.per_probe = lambda: planned(uprobe_links.PER_PROBE)
     return plan
 
@@ -160,7 +161,7 @@ def _cheapest_points(table: SymbolTable, functions: list[Function], with_return:
         except CoralError:  # no code for it (a symbol outside the sections of code)
             points.append((fn.address, fn.address))
             continue
-        if found.reason == "the kernel refuses a uprobe on its first instruction":
+        if found.reason == _native.KERNEL_REFUSES:
             raise CoralError(f"cannot probe {fn.name} in {table.path}: the kernel refuses a uprobe on its first "
                              "instruction (a lock or segment prefix), and no later one is safe to use")
         points.append((found.entry, found.ret if found.ret is not None else fn.address))
@@ -224,6 +225,7 @@ def _attach_one_by_one(a: Attachment, points: list[_Point], pid: int | None, go:
                 a.uretprobe(point.path, point.function.symbol, probe_id, pid, address=address)
     for probe_id, point in enumerate(points):
         a.uprobe(point.path, point.function.symbol, probe_id, pid, address=point.entry)
+    a.attached = len(points)  # functions, as through links: not entries + returns
 
 
 def plan_tracepoints(specs: list[str], opts: ProbeOptions, pid: int | None) -> Plan:

@@ -24,6 +24,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("NativeError", m.py().get_type::<error::NativeError>())?;
     m.add("EVENT_SIZE", event::CoralEvent::SIZE)?;
     m.add("COUNTER_NAMES", event::COUNTER_NAMES.to_vec())?;
+    m.add("KERNEL_REFUSES", symbols::KERNEL_REFUSES)?;
     m.add_class::<python::PyRingConsumer>()?;
     m.add_class::<python::PyBatch>()?;
     m.add_function(wrap_pyfunction!(python::drain_ring, m)?)?;
