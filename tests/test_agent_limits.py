@@ -78,9 +78,12 @@ class Agent:
 
     def serves(self) -> bool:
         """A new connection gets its Hello and a real answer."""
-        s, hello = self.hello()
+        try:
+            s, hello = self.hello()
+        except (BrokenPipeError, ConnectionResetError):
+            return False  # refused at the connection cap and closed before our Hello was written
         with s:
-            if hello.WhichOneof("result") != "hello":
+            if hello is None or hello.WhichOneof("result") != "hello":
                 return False
             s.sendall(frame(pb.Request(id=2, get_memory=pb.GetMemory())))
             return reply(s).memory.total_bytes > 0
