@@ -27,13 +27,22 @@ _MAX_UNIX_PATH = 107
 _UNAUTHENTICATED = "missing or wrong bearer token (send `authorization: Bearer <token>`)"
 
 
-def serve(servicer: pb_grpc.AgentServiceServicer, *, socket_path: str | os.PathLike[str],
+# Each service the agent may serve, by its servicer base class.
+_ADD_SERVICE = (
+    (pb_grpc.AgentServiceServicer, pb_grpc.add_AgentServiceServicer_to_server),
+    (pb_grpc.QueryServiceServicer, pb_grpc.add_QueryServiceServicer_to_server),
+    (pb_grpc.ProbeServiceServicer, pb_grpc.add_ProbeServiceServicer_to_server),
+)
+
+
+def serve(*servicers: object, socket_path: str | os.PathLike[str],
           listen: str | None = None, tls_cert: str | os.PathLike[str] | None = None,
           tls_key: str | os.PathLike[str] | None = None,
           client_ca: str | os.PathLike[str] | None = None,
           token_file: str | os.PathLike[str] | None = None,
           max_workers: int = 16) -> grpc.Server:
-    """Starts a gRPC server for `servicer` and returns it (started). With
+    """Starts a gRPC server for the servicers (each an AgentService,
+    QueryService or ProbeService servicer) and returns it (started). With
     `listen`, the bound TCP port is `server.coral_tcp_port` (useful with port 0)."""
     path = Path(socket_path)
     check_options(socket_path=path, listen=listen, tls_cert=tls_cert, tls_key=tls_key, client_ca=client_ca,
@@ -54,7 +63,12 @@ def serve(servicer: pb_grpc.AgentServiceServicer, *, socket_path: str | os.PathL
                                                     thread_name_prefix="coral-api"),
                          interceptors=interceptors,
                          options=[("grpc.so_reuseport", 0)])
-    pb_grpc.add_AgentServiceServicer_to_server(servicer, server)
+    for servicer in servicers:
+        adders = [add for base, add in _ADD_SERVICE if isinstance(servicer, base)]
+        if not adders:
+            raise TypeError(f"{type(servicer).__name__} is not a servicer of coral/agent/v1")
+        for add in adders:
+            add(servicer, server)
     # The socket is created with mode 0600 from the start (umask), not
     # chmod'ed after a moment of being reachable by everyone. The umask is the
     # process's: a file another thread creates meanwhile is only more private.

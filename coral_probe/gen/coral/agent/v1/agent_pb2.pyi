@@ -252,3 +252,195 @@ class StreamScriptLogsRequest(_message.Message):
     tail: int
     execution_id: str
     def __init__(self, script_id: _Optional[str] = ..., follow: _Optional[bool] = ..., ref: _Optional[str] = ..., tail: _Optional[int] = ..., execution_id: _Optional[str] = ...) -> None: ...
+
+class RunScriptRequest(_message.Message):
+    __slots__ = ("code", "params", "mode", "timeout_seconds", "pid", "binary", "name", "created_by")
+    class ParamsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    BINARY_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    params: _containers.ScalarMap[str, str]
+    mode: ScriptMode
+    timeout_seconds: int
+    pid: int
+    binary: str
+    name: str
+    created_by: str
+    def __init__(self, code: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., mode: _Optional[_Union[ScriptMode, str]] = ..., timeout_seconds: _Optional[int] = ..., pid: _Optional[int] = ..., binary: _Optional[str] = ..., name: _Optional[str] = ..., created_by: _Optional[str] = ...) -> None: ...
+
+class RunScriptEnd(_message.Message):
+    __slots__ = ("status", "exit_code", "has_exit_code", "reason")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    HAS_EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    exit_code: int
+    has_exit_code: bool
+    reason: str
+    def __init__(self, status: _Optional[str] = ..., exit_code: _Optional[int] = ..., has_exit_code: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class RunScriptOutput(_message.Message):
+    __slots__ = ("execution_id", "log", "emit", "end")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    LOG_FIELD_NUMBER: _ClassVar[int]
+    EMIT_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    log: ScriptLogEntry
+    emit: ScriptEvent
+    end: RunScriptEnd
+    def __init__(self, execution_id: _Optional[str] = ..., log: _Optional[_Union[ScriptLogEntry, _Mapping]] = ..., emit: _Optional[_Union[ScriptEvent, _Mapping]] = ..., end: _Optional[_Union[RunScriptEnd, _Mapping]] = ...) -> None: ...
+
+class ExecuteQueryRequest(_message.Message):
+    __slots__ = ("sql", "max_rows", "timeout_ms")
+    SQL_FIELD_NUMBER: _ClassVar[int]
+    MAX_ROWS_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    sql: str
+    max_rows: int
+    timeout_ms: int
+    def __init__(self, sql: _Optional[str] = ..., max_rows: _Optional[int] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
+
+class ExecuteQueryResponse(_message.Message):
+    __slots__ = ("columns", "column_types", "rows_json", "row_count", "truncated")
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    COLUMN_TYPES_FIELD_NUMBER: _ClassVar[int]
+    ROWS_JSON_FIELD_NUMBER: _ClassVar[int]
+    ROW_COUNT_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    columns: _containers.RepeatedScalarFieldContainer[str]
+    column_types: _containers.RepeatedScalarFieldContainer[str]
+    rows_json: str
+    row_count: int
+    truncated: bool
+    def __init__(self, columns: _Optional[_Iterable[str]] = ..., column_types: _Optional[_Iterable[str]] = ..., rows_json: _Optional[str] = ..., row_count: _Optional[int] = ..., truncated: _Optional[bool] = ...) -> None: ...
+
+class ListFunctionsRequest(_message.Message):
+    __slots__ = ("binary", "pid", "pattern", "limit")
+    BINARY_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    PATTERN_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    binary: str
+    pid: int
+    pattern: str
+    limit: int
+    def __init__(self, binary: _Optional[str] = ..., pid: _Optional[int] = ..., pattern: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class FunctionInfo(_message.Message):
+    __slots__ = ("name", "file", "address", "size")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    file: str
+    address: int
+    size: int
+    def __init__(self, name: _Optional[str] = ..., file: _Optional[str] = ..., address: _Optional[int] = ..., size: _Optional[int] = ...) -> None: ...
+
+class ListFunctionsResponse(_message.Message):
+    __slots__ = ("functions", "truncated")
+    FUNCTIONS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    functions: _containers.RepeatedCompositeFieldContainer[FunctionInfo]
+    truncated: bool
+    def __init__(self, functions: _Optional[_Iterable[_Union[FunctionInfo, _Mapping]]] = ..., truncated: _Optional[bool] = ...) -> None: ...
+
+class BeginProbeSessionRequest(_message.Message):
+    __slots__ = ("probe_type", "target", "pid", "functions", "nargs", "options_json")
+    PROBE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    FUNCTIONS_FIELD_NUMBER: _ClassVar[int]
+    NARGS_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_JSON_FIELD_NUMBER: _ClassVar[int]
+    probe_type: str
+    target: str
+    pid: int
+    functions: _containers.RepeatedScalarFieldContainer[str]
+    nargs: int
+    options_json: str
+    def __init__(self, probe_type: _Optional[str] = ..., target: _Optional[str] = ..., pid: _Optional[int] = ..., functions: _Optional[_Iterable[str]] = ..., nargs: _Optional[int] = ..., options_json: _Optional[str] = ...) -> None: ...
+
+class BeginProbeSessionResponse(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class EventColumn(_message.Message):
+    __slots__ = ("dtype", "data")
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    dtype: str
+    data: bytes
+    def __init__(self, dtype: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class ProbeEventBatch(_message.Message):
+    __slots__ = ("session_id", "rows", "columns", "comm_names")
+    class ColumnsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: EventColumn
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[EventColumn, _Mapping]] = ...) -> None: ...
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    COMM_NAMES_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    rows: int
+    columns: _containers.MessageMap[str, EventColumn]
+    comm_names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, session_id: _Optional[str] = ..., rows: _Optional[int] = ..., columns: _Optional[_Mapping[str, EventColumn]] = ..., comm_names: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RecordProbeEventsResponse(_message.Message):
+    __slots__ = ("rows",)
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    rows: int
+    def __init__(self, rows: _Optional[int] = ...) -> None: ...
+
+class EndProbeSessionRequest(_message.Message):
+    __slots__ = ("session_id", "hits", "delivered", "lost", "filtered", "unpaired", "too_deep", "in_flight_at_stop", "in_flight_at_attach", "stop_reason")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    DELIVERED_FIELD_NUMBER: _ClassVar[int]
+    LOST_FIELD_NUMBER: _ClassVar[int]
+    FILTERED_FIELD_NUMBER: _ClassVar[int]
+    UNPAIRED_FIELD_NUMBER: _ClassVar[int]
+    TOO_DEEP_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_AT_STOP_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_AT_ATTACH_FIELD_NUMBER: _ClassVar[int]
+    STOP_REASON_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    hits: int
+    delivered: int
+    lost: int
+    filtered: int
+    unpaired: int
+    too_deep: int
+    in_flight_at_stop: int
+    in_flight_at_attach: int
+    stop_reason: str
+    def __init__(self, session_id: _Optional[str] = ..., hits: _Optional[int] = ..., delivered: _Optional[int] = ..., lost: _Optional[int] = ..., filtered: _Optional[int] = ..., unpaired: _Optional[int] = ..., too_deep: _Optional[int] = ..., in_flight_at_stop: _Optional[int] = ..., in_flight_at_attach: _Optional[int] = ..., stop_reason: _Optional[str] = ...) -> None: ...
+
+class EndProbeSessionResponse(_message.Message):
+    __slots__ = ("rows",)
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    rows: int
+    def __init__(self, rows: _Optional[int] = ...) -> None: ...

@@ -64,6 +64,11 @@ class AgentServiceStub:
                 request_serializer=coral_dot_agent_dot_v1_dot_agent__pb2.StreamScriptLogsRequest.SerializeToString,
                 response_deserializer=coral_dot_agent_dot_v1_dot_agent__pb2.ScriptLogEntry.FromString,
                 _registered_method=True)
+        self.RunScript = channel.unary_stream(
+                '/coral.agent.v1.AgentService/RunScript',
+                request_serializer=coral_dot_agent_dot_v1_dot_agent__pb2.RunScriptRequest.SerializeToString,
+                response_deserializer=coral_dot_agent_dot_v1_dot_agent__pb2.RunScriptOutput.FromString,
+                _registered_method=True)
 
 
 class AgentServiceServicer:
@@ -110,6 +115,14 @@ class AgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RunScript(self, request, context):
+        """`coral run` while an agent runs: the script runs in the agent (same
+        sandbox and limits), its output streams back; cancelling the call stops it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -142,6 +155,11 @@ def add_AgentServiceServicer_to_server(servicer, server):
                     servicer.StreamScriptLogs,
                     request_deserializer=coral_dot_agent_dot_v1_dot_agent__pb2.StreamScriptLogsRequest.FromString,
                     response_serializer=coral_dot_agent_dot_v1_dot_agent__pb2.ScriptLogEntry.SerializeToString,
+            ),
+            'RunScript': grpc.unary_stream_rpc_method_handler(
+                    servicer.RunScript,
+                    request_deserializer=coral_dot_agent_dot_v1_dot_agent__pb2.RunScriptRequest.FromString,
+                    response_serializer=coral_dot_agent_dot_v1_dot_agent__pb2.RunScriptOutput.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -306,6 +324,320 @@ class AgentService:
             '/coral.agent.v1.AgentService/StreamScriptLogs',
             coral_dot_agent_dot_v1_dot_agent__pb2.StreamScriptLogsRequest.SerializeToString,
             coral_dot_agent_dot_v1_dot_agent__pb2.ScriptLogEntry.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunScript(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/coral.agent.v1.AgentService/RunScript',
+            coral_dot_agent_dot_v1_dot_agent__pb2.RunScriptRequest.SerializeToString,
+            coral_dot_agent_dot_v1_dot_agent__pb2.RunScriptOutput.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class QueryServiceStub:
+    """Read-only questions to the agent's store and host: `coral query sql` while
+    an agent runs, `coral mcp`, and (later) the colony.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ExecuteQuery = channel.unary_unary(
+                '/coral.agent.v1.QueryService/ExecuteQuery',
+                request_serializer=coral_dot_agent_dot_v1_dot_agent__pb2.ExecuteQueryRequest.SerializeToString,
+                response_deserializer=coral_dot_agent_dot_v1_dot_agent__pb2.ExecuteQueryResponse.FromString,
+                _registered_method=True)
+        self.ListFunctions = channel.unary_unary(
+                '/coral.agent.v1.QueryService/ListFunctions',
+                request_serializer=coral_dot_agent_dot_v1_dot_agent__pb2.ListFunctionsRequest.SerializeToString,
+                response_deserializer=coral_dot_agent_dot_v1_dot_agent__pb2.ListFunctionsResponse.FromString,
+                _registered_method=True)
+
+
+class QueryServiceServicer:
+    """Read-only questions to the agent's store and host: `coral query sql` while
+    an agent runs, `coral mcp`, and (later) the colony.
+    """
+
+    def ExecuteQuery(self, request, context):
+        """One read-only statement, with the guardrails of the SDK's db.query.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListFunctions(self, request, context):
+        """Functions a binary or a process offers to probes (program and libraries).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_QueryServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ExecuteQuery': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExecuteQuery,
+                    request_deserializer=coral_dot_agent_dot_v1_dot_agent__pb2.ExecuteQueryRequest.FromString,
+                    response_serializer=coral_dot_agent_dot_v1_dot_agent__pb2.ExecuteQueryResponse.SerializeToString,
+            ),
+            'ListFunctions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFunctions,
+                    request_deserializer=coral_dot_agent_dot_v1_dot_agent__pb2.ListFunctionsRequest.FromString,
+                    response_serializer=coral_dot_agent_dot_v1_dot_agent__pb2.ListFunctionsResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'coral.agent.v1.QueryService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('coral.agent.v1.QueryService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class QueryService:
+    """Read-only questions to the agent's store and host: `coral query sql` while
+    an agent runs, `coral mcp`, and (later) the colony.
+    """
+
+    @staticmethod
+    def ExecuteQuery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/coral.agent.v1.QueryService/ExecuteQuery',
+            coral_dot_agent_dot_v1_dot_agent__pb2.ExecuteQueryRequest.SerializeToString,
+            coral_dot_agent_dot_v1_dot_agent__pb2.ExecuteQueryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFunctions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/coral.agent.v1.QueryService/ListFunctions',
+            coral_dot_agent_dot_v1_dot_agent__pb2.ListFunctionsRequest.SerializeToString,
+            coral_dot_agent_dot_v1_dot_agent__pb2.ListFunctionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class ProbeServiceStub:
+    """`coral probe attach` while an agent runs: the command attaches and drains
+    its probes itself and records its session in the agent's store through these.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.BeginProbeSession = channel.unary_unary(
+                '/coral.agent.v1.ProbeService/BeginProbeSession',
+                request_serializer=coral_dot_agent_dot_v1_dot_agent__pb2.BeginProbeSessionRequest.SerializeToString,
+                response_deserializer=coral_dot_agent_dot_v1_dot_agent__pb2.BeginProbeSessionResponse.FromString,
+                _registered_method=True)
+        self.RecordProbeEvents = channel.stream_unary(
+                '/coral.agent.v1.ProbeService/RecordProbeEvents',
+                request_serializer=coral_dot_agent_dot_v1_dot_agent__pb2.ProbeEventBatch.SerializeToString,
+                response_deserializer=coral_dot_agent_dot_v1_dot_agent__pb2.RecordProbeEventsResponse.FromString,
+                _registered_method=True)
+        self.EndProbeSession = channel.unary_unary(
+                '/coral.agent.v1.ProbeService/EndProbeSession',
+                request_serializer=coral_dot_agent_dot_v1_dot_agent__pb2.EndProbeSessionRequest.SerializeToString,
+                response_deserializer=coral_dot_agent_dot_v1_dot_agent__pb2.EndProbeSessionResponse.FromString,
+                _registered_method=True)
+
+
+class ProbeServiceServicer:
+    """`coral probe attach` while an agent runs: the command attaches and drains
+    its probes itself and records its session in the agent's store through these.
+    """
+
+    def BeginProbeSession(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordProbeEvents(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EndProbeSession(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ProbeServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'BeginProbeSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.BeginProbeSession,
+                    request_deserializer=coral_dot_agent_dot_v1_dot_agent__pb2.BeginProbeSessionRequest.FromString,
+                    response_serializer=coral_dot_agent_dot_v1_dot_agent__pb2.BeginProbeSessionResponse.SerializeToString,
+            ),
+            'RecordProbeEvents': grpc.stream_unary_rpc_method_handler(
+                    servicer.RecordProbeEvents,
+                    request_deserializer=coral_dot_agent_dot_v1_dot_agent__pb2.ProbeEventBatch.FromString,
+                    response_serializer=coral_dot_agent_dot_v1_dot_agent__pb2.RecordProbeEventsResponse.SerializeToString,
+            ),
+            'EndProbeSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.EndProbeSession,
+                    request_deserializer=coral_dot_agent_dot_v1_dot_agent__pb2.EndProbeSessionRequest.FromString,
+                    response_serializer=coral_dot_agent_dot_v1_dot_agent__pb2.EndProbeSessionResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'coral.agent.v1.ProbeService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('coral.agent.v1.ProbeService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class ProbeService:
+    """`coral probe attach` while an agent runs: the command attaches and drains
+    its probes itself and records its session in the agent's store through these.
+    """
+
+    @staticmethod
+    def BeginProbeSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/coral.agent.v1.ProbeService/BeginProbeSession',
+            coral_dot_agent_dot_v1_dot_agent__pb2.BeginProbeSessionRequest.SerializeToString,
+            coral_dot_agent_dot_v1_dot_agent__pb2.BeginProbeSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordProbeEvents(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/coral.agent.v1.ProbeService/RecordProbeEvents',
+            coral_dot_agent_dot_v1_dot_agent__pb2.ProbeEventBatch.SerializeToString,
+            coral_dot_agent_dot_v1_dot_agent__pb2.RecordProbeEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EndProbeSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/coral.agent.v1.ProbeService/EndProbeSession',
+            coral_dot_agent_dot_v1_dot_agent__pb2.EndProbeSessionRequest.SerializeToString,
+            coral_dot_agent_dot_v1_dot_agent__pb2.EndProbeSessionResponse.FromString,
             options,
             channel_credentials,
             insecure,
