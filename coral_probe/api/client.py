@@ -18,6 +18,23 @@ def default_socket(home: str | os.PathLike[str]) -> Path:
     return Path(home) / "agent.sock"
 
 
+def live_agent(home: str | os.PathLike[str]) -> Path | None:
+    """The socket of the agent serving this home, if one is running (something
+    accepts on $CORAL_HOME/agent.sock): the commands that would otherwise open
+    its DuckDB file go through it instead. A stale socket file is no agent."""
+    import socket
+
+    path = default_socket(home)
+    if not path.is_socket():
+        return None
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        try:
+            s.connect(os.fspath(path))
+        except OSError:
+            return None
+    return path
+
+
 def target(agent: str | None, *, home: str | os.PathLike[str]) -> tuple[str, bool]:
     """(gRPC target, is_unix) for an --agent value."""
     if agent is None or agent == "":
