@@ -56,7 +56,7 @@ class ScriptCgroup:
             # Controllers must be enabled top-down before a child can use them.
             for level in (CGROUP_ROOT, parent):
                 (level / "cgroup.subtree_control").write_text("+memory +pids")
-            group = parent / name
+            [group] = _paths(how, name)
             group.mkdir()
             (group / "memory.max").write_text(str(memory_bytes))
             if (group / "memory.swap.max").exists():
@@ -65,11 +65,9 @@ class ScriptCgroup:
             (group / "pids.max").write_text(str(max_pids))
             return cls(how, [group], memory_bytes, max_pids)
         if how == "v1":
-            dirs = []
-            for controller in ("memory", "pids"):
-                group = CGROUP_ROOT / controller / _own_v1_path(controller).lstrip("/") / "coral" / name
+            dirs = _paths(how, name)
+            for group in dirs:
                 group.mkdir(parents=True)
-                dirs.append(group)
             memory, pids = dirs
             (memory / "memory.limit_in_bytes").write_text(str(memory_bytes))
             if (memory / "memory.memsw.limit_in_bytes").exists():
@@ -77,6 +75,14 @@ class ScriptCgroup:
             (pids / "pids.max").write_text(str(max_pids))
             return cls(how, dirs, memory_bytes, max_pids)
         raise EnvironmentProblem("no cgroup memory and pids controllers: scripts cannot be bounded")
+
+    @classmethod
+    def left(cls, name: str) -> "ScriptCgroup | None":
+        """The group `create(name)` made, if it is still there: left by an
+        agent that was killed, to be emptied and removed by the next one."""
+        how = mode()
+        dirs = [d for d in _paths(how, name) if d.is_dir()] if how != "none" else []
+        return cls(how, dirs, 0, 0) if dirs else None
 
     @property
     def procs_files(self) -> list[str]:
@@ -124,6 +130,12 @@ class ScriptCgroup:
                         break
                     except OSError:
                         time.sleep(0.02)
+
+
+def _paths(how: str, name: str) -> list[Path]:
+    if how == "v2":
+        return [CGROUP_ROOT / "coral" / name]
+    return [CGROUP_ROOT / c / _own_v1_path(c).lstrip("/") / "coral" / name for c in ("memory", "pids")]
 
 
 def _keyed(path: Path) -> dict[str, int]:

@@ -17,6 +17,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -45,6 +46,10 @@ COPY_MODE = 0o640
 # A run's Deno cache lives here when it is a tmpfs: what a script writes
 # there is memory its cgroup pays for, and it goes when the run ends.
 SCRATCH_ROOT = Path("/dev/shm")
+# Scripts are started from this one thread, which lives as long as the agent:
+# the kernel kills a script when the thread that started it ends (its
+# parent-death signal), and the threads that ask for a start may end first.
+_LAUNCHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="coral-launch")
 
 
 def deno_binary() -> str:
@@ -128,7 +133,8 @@ class Sandbox:
         deno = deno_binary()
         spec = ConfineSpec(uid=uid, gid=SCRIPT_GID, read_exec=[deno, *_SYSTEM_EXEC],
                            read=[str(copy.directory), str(sdk_dir()), str(self.deno_dir), *_SYSTEM_READ],
-                           read_write=[str(scratch)] if scratch else [], cgroup_procs=cgroup_procs)
+                           read_write=[str(scratch)] if scratch else [], cgroup_procs=cgroup_procs,
+                           parent_pid=os.getpid())
         return [sys.executable, "-I", "-m", "coral_probe.agent.confine", spec.to_arg(), "--", deno, *deno_args]
 
     def command(self, copy: ScriptCopy, uid: int, cgroup_procs: list[str]) -> list[str]:
@@ -143,6 +149,11 @@ class Sandbox:
             f"--allow-read={sock}", f"--allow-write={sock}", f"--allow-net=unix:{sock}",
             f"--allow-env={','.join(SDK_ENV)}", f"--v8-flags=--max-old-space-size={self.heap_mb}",
             copy.entry_url], scratch)
+
+    @staticmethod
+    def launch(command: list[str], **popen_args) -> subprocess.Popen:
+        """Starts a run's command (see `command`) from the launcher thread."""
+        return _LAUNCHER.submit(subprocess.Popen, command, **popen_args).result()
 
     def environment(self, token: str, copy: ScriptCopy | None = None) -> dict[str, str]:
         # Only CORAL_* reach the script. DENO_DIR is Deno's own cache location;
