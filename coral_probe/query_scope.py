@@ -54,18 +54,26 @@ def apply_scope(cur, scope: QueryScope) -> None:
                     f" WHERE {column} = {_literal(getattr(scope, field))}")
 
 
-def check_statement(cur, sql: str) -> None:
-    """Refuses a statement naming anything but the scoped tables (PermissionDenied)."""
+def check_statement(cur, sql: str, who: str = "db.query") -> None:
+    """Refuses a statement naming anything but the scoped tables
+    (PermissionDenied); `who` names the asker in the message."""
     parsed = json.loads(cur.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0])
     if parsed.get("error") or len(parsed.get("statements", [])) != 1:
-        raise CoralError("db.query takes one read-only SELECT statement")
-    _walk(parsed["statements"][0], frozenset())
+        raise CoralError(f"{who} takes one read-only SELECT statement")
+    try:
+        _walk(parsed["statements"][0], frozenset())
+    except _Refused as e:
+        raise PermissionDenied(f"{who} may not read {e}: it reads only the tables {', '.join(sorted(TABLES))}"
+                               f" (unqualified) and the table functions "
+                               f"{', '.join(f'{f}()' for f in sorted(TABLE_FUNCTIONS))}") from None
+
+
+class _Refused(Exception):
+    """What the walk found that may not be read (worded by check_statement)."""
 
 
 def _refuse(what: str) -> None:
-    raise PermissionDenied(f"db.query may not read {what}: a script reads only "
-                           f"the tables {', '.join(sorted(TABLES))} (unqualified) and the table functions "
-                           f"{', '.join(f'{f}()' for f in sorted(TABLE_FUNCTIONS))}")
+    raise _Refused(what)
 
 
 def _walk(node, ctes: frozenset[str]) -> None:
