@@ -151,6 +151,12 @@ class ScriptLogEntry(_message.Message):
     lost: int
     def __init__(self, timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stream: _Optional[str] = ..., line: _Optional[str] = ..., execution_id: _Optional[str] = ..., lost: _Optional[int] = ...) -> None: ...
 
+class ScriptLogBatch(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[ScriptLogEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[ScriptLogEntry, _Mapping]]] = ...) -> None: ...
+
 class DeployScriptRequest(_message.Message):
     __slots__ = ("script",)
     SCRIPT_FIELD_NUMBER: _ClassVar[int]

@@ -62,7 +62,7 @@ class AgentServiceStub:
         self.StreamScriptLogs = channel.unary_stream(
                 '/coral.agent.v1.AgentService/StreamScriptLogs',
                 request_serializer=coral_dot_agent_dot_v1_dot_agent__pb2.StreamScriptLogsRequest.SerializeToString,
-                response_deserializer=coral_dot_agent_dot_v1_dot_agent__pb2.ScriptLogEntry.FromString,
+                response_deserializer=coral_dot_agent_dot_v1_dot_agent__pb2.ScriptLogBatch.FromString,
                 _registered_method=True)
         self.RunScript = channel.unary_stream(
                 '/coral.agent.v1.AgentService/RunScript',
@@ -109,7 +109,8 @@ class AgentServiceServicer:
 
     def StreamScriptLogs(self, request, context):
         """The last `tail` lines, then (with `follow`) new lines until the script's
-        execution ends or the client cancels.
+        execution ends or the client cancels; many lines per message (one
+        message per line caps a Python gRPC stream at a few thousand lines/s).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -154,7 +155,7 @@ def add_AgentServiceServicer_to_server(servicer, server):
             'StreamScriptLogs': grpc.unary_stream_rpc_method_handler(
                     servicer.StreamScriptLogs,
                     request_deserializer=coral_dot_agent_dot_v1_dot_agent__pb2.StreamScriptLogsRequest.FromString,
-                    response_serializer=coral_dot_agent_dot_v1_dot_agent__pb2.ScriptLogEntry.SerializeToString,
+                    response_serializer=coral_dot_agent_dot_v1_dot_agent__pb2.ScriptLogBatch.SerializeToString,
             ),
             'RunScript': grpc.unary_stream_rpc_method_handler(
                     servicer.RunScript,
@@ -323,7 +324,7 @@ class AgentService:
             target,
             '/coral.agent.v1.AgentService/StreamScriptLogs',
             coral_dot_agent_dot_v1_dot_agent__pb2.StreamScriptLogsRequest.SerializeToString,
-            coral_dot_agent_dot_v1_dot_agent__pb2.ScriptLogEntry.FromString,
+            coral_dot_agent_dot_v1_dot_agent__pb2.ScriptLogBatch.FromString,
             options,
             channel_credentials,
             insecure,
