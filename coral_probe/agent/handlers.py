@@ -2,6 +2,7 @@
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .. import __version__
@@ -56,6 +57,7 @@ class ExecutionContext:
     target: AgentTarget
     params: dict[str, str] = field(default_factory=dict)
     emits: EmitLimits = field(default_factory=EmitLimits)
+    on_emit: Callable[[str, str], None] | None = None  # (name, data JSON), once stored
 
 
 class Handlers:
@@ -92,6 +94,8 @@ class Handlers:
         except ValueError:
             raise CoralError("emit data is not valid JSON") from None
         event_id = self.store.emit(m.name, m.data_json or "null", severity, ctx.script_id, ctx.execution_id)
+        if ctx.on_emit is not None:
+            ctx.on_emit(m.name, m.data_json or "null")
         return pb.Response(emit=pb.EmitReply(id=event_id))
 
     def _query(self, ctx, m: pb.Query) -> pb.Response:

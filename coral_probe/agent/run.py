@@ -1,11 +1,12 @@
-"""`coral run SCRIPT.ts`: one script against a target, with its own agent."""
+"""`coral run SCRIPT.ts`: one script against a target, with its own agent,
+or in the agent serving $CORAL_HOME when one runs (it holds the store)."""
 
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CoralError
-from ..paths import default_db_path
+from ..paths import coral_home, default_db_path, live_agent
 from ..stopping import StopSignals
 from ..store_opener import DeferredStore
 from ..targets import LaunchedCommand, check_pid, command_program, resolve_binary
@@ -56,20 +57,50 @@ def run_script(req: RunRequest) -> int:
     if req.binary is not None:
         # Fail now, with the CLI's message; a short name as the command will load it.
         resolve_binary(req.binary, req.pid, program=command_program(req.command) if req.command else None)
+    agent_socket = None if req.db_path is not None else live_agent(coral_home())
+    if agent_socket is not None:
+        return _run_in_agent(agent_socket, req, timeout)
     store = DeferredStore(req.db_path or default_db_path())
     with StopSignals() as signals:
         try:
             with AgentRuntime(store, policy=req.policy) as agent:
-                while True:
-                    code = _run_once(agent, req, timeout, signals)
-                    if signals.requested.is_set():
-                        return signals.exit_code
-                    if not req.watch:
-                        return code
-                    if not _wait_for_change(req.script, signals):
-                        return signals.exit_code
+                return _repeat(req, signals, lambda: _run_once(agent, req, timeout, signals))
         finally:
             store.close()
+
+
+def _repeat(req: RunRequest, signals: StopSignals, run_once) -> int:
+    """Once, or with --watch again at every change of the script, until a stop is asked."""
+    while True:
+        code = run_once()
+        if signals.requested.is_set():
+            return signals.exit_code
+        if not req.watch:
+            return code
+        if not _wait_for_change(req.script, signals):
+            return signals.exit_code
+
+
+def _run_in_agent(socket: Path, req: RunRequest, timeout: float) -> int:
+    """The agent holds the store: the script runs there, its output comes back here."""
+    if req.command:
+        raise CoralError("-- COMMAND does not go through the agent serving this home: start the command and "
+                         "give --pid, or run without the agent (--db PATH)")
+    if req.policy != ProbePolicy():
+        raise CoralError("--allow-probe does not go through the agent serving this home: its own policy applies "
+                         "(coral agent start --allow-probe); or run without the agent (--db PATH)")
+    from ..api.run_client import RemoteRunner, request_of
+
+    with StopSignals() as signals, RemoteRunner(socket) as agent:
+        def run_once() -> int:
+            request = request_of(req.script, params=req.params, timeout_s=timeout, daemon=req.daemon,
+                                 pid=req.pid, binary=req.binary)
+            ended = agent.run_once(request, signals)
+            if ended is None:  # stopped from here: the agent ends it (streams, grace, probes detached)
+                print(f"coral: script stopped: {signals.reason}", file=sys.stderr)
+                return signals.exit_code
+            return _ended(*ended)
+        return _repeat(req, signals, run_once)
 
 
 def _run_once(agent: AgentRuntime, req: RunRequest, timeout: float, signals: StopSignals) -> int:
@@ -101,14 +132,19 @@ def _run_once(agent: AgentRuntime, req: RunRequest, timeout: float, signals: Sto
     finally:
         if launched:
             launched.kill()
-    if run.status in ("timeout", "stopped"):
-        print(f"coral: script stopped: {run.reason}", file=sys.stderr)
-    if run.status == "timeout":
+    return _ended(run.status, run.reason, run.exit_code)
+
+
+def _ended(status: str, reason: str | None, exit_code: int | None) -> int:
+    """What `coral run` says and returns at a run's end, local or in an agent."""
+    if status in ("timeout", "stopped"):
+        print(f"coral: script stopped: {reason}", file=sys.stderr)
+    if status == "timeout":
         return 124
-    if run.exit_code is None:
+    if exit_code is None:
         return 1
     # Killed by a signal (a limit, the store failing): the shell's 128 + signal.
-    return 128 - run.exit_code if run.exit_code < 0 else run.exit_code
+    return 128 - exit_code if exit_code < 0 else exit_code
 
 
 def _wait_for_change(script: Path, signals: StopSignals) -> bool:
