@@ -16,7 +16,7 @@ from .attach import Attachment, require_privileges
 from .clock import monotonic_to_epoch_offset_ns
 from .errors import CoralError
 from .output import JsonlView, Snapshot, TableView
-from .paths import default_db_path
+from .paths import coral_home, default_db_path, live_agent
 from .plan import Plan, ProbeOptions, load_kernel_functions, plan_functions, plan_tracepoints
 from .stopping import StopSignals
 from .store import ProbeSessionInfo, Store
@@ -24,6 +24,7 @@ from .targets import LaunchedCommand, Target, check_pid, resolve_binary, resolve
 
 if TYPE_CHECKING:
     from .agent.subscriptions import AgentTarget
+    from .api.remote_store import AgentStore
 
 
 @dataclass
@@ -81,6 +82,7 @@ def run_attach(req: AttachRequest) -> int:
     req.validate()
     if not req.dump_bpf:
         require_privileges()
+    agent_home = _recording_agent(req)
     launched: LaunchedCommand | None = None
     streamed = False
     # From here a signal is a request to stop: one during the compile stops
@@ -119,12 +121,26 @@ def run_attach(req: AttachRequest) -> int:
                     print("coral: compiling the BPF program...", file=sys.stderr, flush=True)
                 attachment = plan.load()
             streamed = True
-            return _stream(req, plan, attachment, launched, target, pid, signals)
+            return _stream(req, plan, attachment, launched, target, pid, signals, agent_home)
         finally:
             # A command that was never streamed (a failure, a stop before the
             # attach) must not run on unprobed: _stream ends the others.
             if launched and (not streamed or sys.exc_info()[0] is not None):
                 launched.kill()
+
+
+def _recording_agent(req: AttachRequest) -> Path | None:
+    """The home whose running agent records the session: it holds the
+    database file, so without --db the session goes through it."""
+    if req.db_path is not None or req.dump_bpf:
+        return None
+    home = coral_home()
+    if live_agent(home) is None:
+        return None
+    if req.script:
+        raise CoralError("an agent is running on this home: run the script through it with `coral run` "
+                         "or `coral script deploy` (or give --db PATH)")
+    return home
 
 
 def _listed(names: list[str], shown: int = 8) -> str:
@@ -139,14 +155,21 @@ def _counted(n: int, noun: str) -> str:
 
 
 def _stream(req: AttachRequest, plan: Plan, attachment: Attachment, launched: LaunchedCommand | None,
-            target: Target | None, pid: int | None, signals: StopSignals) -> int:
+            target: Target | None, pid: int | None, signals: StopSignals, agent_home: Path | None) -> int:
     db_path = req.db_path or default_db_path()
     info = ProbeSessionInfo(
         probe_type=plan.probe_type, target=plan.target, pid=pid, functions=plan.names, nargs=plan.nargs,
         options={"ret": req.options.with_return, "args": req.options.nargs,
                  "min_duration_ns": req.options.min_duration_ns, "sample": req.options.sample})
+    store: Store | AgentStore
+    agent_store: AgentStore | None = None
     try:
-        store = Store(db_path)
+        if agent_home is not None:
+            from .api import remote_store  # gRPC only when an agent records the session
+
+            store = agent_store = remote_store.AgentStore(agent_home)
+        else:
+            store = Store(db_path)
         session_id = store.begin_probe_session(info)
     except BaseException:
         attachment.detach()
@@ -181,6 +204,7 @@ def _stream(req: AttachRequest, plan: Plan, attachment: Attachment, launched: La
     if req.script:
         from .agent.subscriptions import AgentTarget
 
+        assert isinstance(store, Store)  # refused with an agent (_recording_agent)
         # A --pid without --binary is no binary: the script's probes search the
         # process's libraries too, as with `coral run --pid`.
         script_target = AgentTarget(binary=target.path if target and (req.binary or launched) else None, pid=pid,
@@ -189,7 +213,8 @@ def _stream(req: AttachRequest, plan: Plan, attachment: Attachment, launched: La
     if req.output == "jsonl":
         probes = _counted(attachment.attached, "probe")
         print(f"coral: attached {probes} for {_listed(plan.names)} in {plan.target}"
-              f"{f' (pid {pid})' if pid else ''}; session {session_id}", file=sys.stderr, flush=True)
+              f"{f' (pid {pid})' if pid else ''}; session {session_id}"
+              f"{' (recorded by the agent)' if agent_store else ''}", file=sys.stderr, flush=True)
     try:
         with view:
             if script_agent:
@@ -242,7 +267,9 @@ def _stream(req: AttachRequest, plan: Plan, attachment: Attachment, launched: La
             final = snapshot()
             final.elapsed_s = stopped - started
             final.rate = final.events / final.elapsed_s if final.elapsed_s > 0 else 0.0
-            view.finish(final, accounting, f"{writer.rows} rows in {db_path} (session {session_id})")
+            recorded = (agent_store.recorded(session_id) if agent_store
+                        else f"{writer.rows} rows in {db_path} (session {session_id})")
+            view.finish(final, accounting, recorded)
             if script_agent:
                 script_agent.finish(stop_reason, signals)
     finally:
