@@ -155,7 +155,11 @@ def _too_big(reply_cap: int) -> ResourceExhausted:
 
 def print_query(sql: str, db_path: Path | None, limit: int, fmt: str = "table") -> None:
     """`fmt`: "table" for people, "json" (JSON lines) or "csv" for programs."""
-    read = run_readonly(sql, db_path, limit)
+    print_rows(run_readonly(sql, db_path, limit), limit, fmt)
+
+
+def print_rows(read: ReadRows, limit: int, fmt: str = "table") -> None:
+    """Rows read from the file or through a running agent (api/query_client.py)."""
     if fmt == "json":
         _print_json_lines(read)
     elif fmt == "csv":
