@@ -208,8 +208,12 @@ def agent(ctx: click.Context, socket_path, token_file, pid, binary, db_path, max
 @click.option("--allow-probe", "allow_probe", multiple=True, metavar="KIND[:PATTERN]",
               help="Let deployed scripts probe this (repeatable): kernel[:FUNCTION], tracepoint[:CATEGORY:NAME], "
                    "binary[:PATH], pid[:PID]; shell-style patterns.")
+@click.option("--log-lines-per-second", "log_lines_per_s", type=click.IntRange(1, 10_000_000),
+              default=200, show_default=True, metavar="N",  # log_pump.LINES_PER_S, not imported by every command
+              help="Log lines each execution stores a second (bursts of 10x); past it lines are dropped, counted.")
 @click.pass_context
-def agent_start(ctx: click.Context, listen, tls_cert, tls_key, client_ca, token_file, db_path, allow_probe) -> None:
+def agent_start(ctx: click.Context, listen, tls_cert, tls_key, client_ca, token_file, db_path, allow_probe,
+                log_lines_per_s) -> None:
     """Run the resident agent in the foreground (SIGTERM stops it cleanly).
 
     \b
@@ -220,7 +224,7 @@ def agent_start(ctx: click.Context, listen, tls_cert, tls_key, client_ca, token_
     from .api.agent_main import start
 
     ctx.exit(start(listen=listen, tls_cert=tls_cert, tls_key=tls_key, client_ca=client_ca, token_file=token_file,
-                   db_path=db_path, policy=ProbePolicy.parse(allow_probe)))
+                   db_path=db_path, policy=ProbePolicy.parse(allow_probe), log_lines_per_s=log_lines_per_s))
 
 
 @cli.group()
@@ -243,12 +247,20 @@ def query_sql(sql: str, db_path: Path | None, limit: int, as_json: bool, as_csv:
     coral query sql --json "SELECT * FROM probe_sessions" | jq .hits
     coral query sql --csv "SELECT timestamp, duration_ns FROM probe_events" > calls.csv
     """
-    from .queries import print_query
+    from .paths import coral_home, live_agent
+    from .queries import print_query, print_rows
 
     if as_json and as_csv:
         raise click.UsageError("--json and --csv are mutually exclusive")
+    fmt = "json" if as_json else "csv" if as_csv else "table"
     try:
-        print_query(sql, db_path, limit, "json" if as_json else "csv" if as_csv else "table")
+        if db_path is None and live_agent(coral_home()) is not None:
+            # The agent holds the file: it runs the query (read-only, as db.query).
+            from .api.query_client import read_through_agent
+
+            print_rows(read_through_agent(sql, limit), limit, fmt)
+        else:
+            print_query(sql, db_path, limit, fmt)
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader had enough (`| head`): not an error. Python would fail
@@ -273,9 +285,24 @@ def doctor() -> None:
 
 # `coral script …` (deployed scripts on a resident agent): declared in
 # script_cli.py, which imports grpc and rich only when one of them runs.
+from .script_cli import _connection_options  # noqa: E402
 from .script_cli import script as _script_group  # noqa: E402
 
 cli.add_command(_script_group)
+
+
+@cli.command("mcp")
+@_connection_options
+def mcp(**conn) -> None:
+    """Serve MCP on stdio for AI assistants: deploy scripts, query, find functions.
+
+    \b
+    Claude Desktop (claude_desktop_config.json):
+      "mcpServers": {"coral": {"command": "coral", "args": ["mcp"]}}
+    """
+    from .mcp import serve
+
+    serve(**conn)
 
 
 def _rich(markup: str) -> str:

@@ -8,6 +8,28 @@ def coral_home() -> Path:
     return Path(os.environ.get("CORAL_HOME") or Path.home() / ".coral")
 
 
+def agent_socket(home: Path) -> Path:
+    return home / "agent.sock"
+
+
+def live_agent(home: Path) -> Path | None:
+    """The socket of the agent serving this home, if one is running (something
+    accepts on $CORAL_HOME/agent.sock): the commands that would otherwise open
+    its DuckDB file go through it instead. A stale socket file is no agent.
+    Here, not in api/, so that a command without an agent never imports gRPC."""
+    import socket
+
+    path = agent_socket(home)
+    if not path.is_socket():
+        return None
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        try:
+            s.connect(os.fspath(path))
+        except OSError:
+            return None
+    return path
+
+
 def default_db_path() -> Path:
     return coral_home() / "agent.duckdb"
 

@@ -9,6 +9,7 @@ refusals and an unreachable agent are one line and exit 1."""
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -110,9 +111,13 @@ def script() -> None:
 @click.option("--file", "file", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="TypeScript source (at most 1 MiB).")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Passed to the script (coral.params()).")
-@click.option("--cron", metavar="EXPR", help="Run on a schedule (five-field cron, e.g. '*/5 * * * *').")
-@click.option("--when", "when", metavar="SQL", help="Run when this read-only query first returns a row.")
-@click.option("--every", metavar="DURATION", help="How often --when is checked [default: 30s].")
+@click.option("--cron", metavar="EXPR",
+              help="Run on a schedule, in UTC: five-field cron ('*/5 * * * *'), or six fields with "
+                   "seconds first ('*/10 * * * * *': every 10 s).")
+@click.option("--when", "when", metavar="SQL",
+              help="Run when this read-only SELECT over the agent's tables first returns a row; "
+                   "again only after it has returned none.")
+@click.option("--every", metavar="DURATION", help="How often --when is checked, e.g. 30s, 2m [default: 30s].")
 @click.option("--daemon", is_flag=True, help="Long-running: timeout up to 24 h.")
 @click.option("--timeout", type=click.IntRange(1, 86400), metavar="SECONDS",
               help="Seconds before a run is killed [default: 60, --daemon: 86400].")
@@ -121,6 +126,10 @@ def script() -> None:
 @_connection_options
 def deploy(name, file, params, cron, when, every, daemon, timeout, created_by, as_json, **conn) -> None:
     """Deploy a script (validated by the agent before it is accepted).
+
+    Without --cron or --when it runs once now. With one, it is PENDING
+    between runs and RUNNING during one; a fire while its run is still
+    going starts no second copy.
 
     \b
     coral script deploy --name slow-payments --file slow.ts --param threshold_ms=500
@@ -249,7 +258,9 @@ def status(ref, tail, as_json, **conn) -> None:
     output = [("", line) for line in latest.stdout.splitlines()] + \
              [("stderr: ", line) for line in latest.stderr.splitlines()]
     if output:
-        click.echo(f"\nLatest output ({latest.execution_id}; `coral script logs` for all):")
+        # `coral script logs` reads the latest execution too, its last lines by default.
+        more = f"coral script logs {shlex.quote(ref)} --tail N"
+        click.echo(f"\nLatest output ({latest.execution_id}, its last lines; `{more}` for more):")
         _echo_lines([f"  {prefix}{line}" for prefix, line in output[-10:]])
 
 
@@ -267,22 +278,38 @@ def logs(ref, tail, follow, execution_id, **conn) -> None:
     coral script logs slow-payments --follow
     """
     from .api import pb
-    from .terminal import safe_text
 
     request = pb.StreamScriptLogsRequest(script_id=ref, ref=ref, follow=follow, tail=tail or 0,
                                          execution_id=execution_id or "")
     with _Agent(**conn) as agent:
         try:
-            for entry in agent.stream("StreamScriptLogs", request, timeout=None if follow else CALL_TIMEOUT_S):
-                if entry.lost:
-                    click.echo(f"coral: {entry.lost} log lines lost (this reader was too slow)", err=True)
-                if entry.line or entry.stream:
-                    click.echo(safe_text(entry.line), err=entry.stream == "stderr")
+            for batch in agent.stream("StreamScriptLogs", request, timeout=None if follow else CALL_TIMEOUT_S):
+                _echo_log_batch(batch.entries)
             sys.stdout.flush()
         except BrokenPipeError:
             import os
 
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _echo_log_batch(entries) -> None:
+    """Each run of lines of one stream in one write (a fast script's follower
+    prints tens of thousands a second), in order with the lost-lines notes."""
+    from .terminal import safe_text
+
+    run: list[str] = []
+    run_stream = "stdout"
+    for entry in entries:
+        if entry.lost or entry.stream != run_stream:
+            if run:
+                click.echo("\n".join(run), err=run_stream == "stderr")
+            run, run_stream = [], entry.stream
+        if entry.lost:
+            click.echo(f"coral: {entry.lost} log lines dropped here by the script's log limits", err=True)
+        if entry.line or entry.stream:
+            run.append(safe_text(entry.line))
+    if run:
+        click.echo("\n".join(run), err=run_stream == "stderr")
 
 
 @script.command("stop")

@@ -140,3 +140,30 @@ def memory_cap():
     yield make
     for cap in made:
         cap.remove()
+
+
+@pytest.fixture
+def agent(coral):
+    """A running `coral agent start` on this test's home (killed at the end if still up)."""
+    from agents import Agent
+
+    started = Agent(coral)
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def agent_of(coral, targets):
+    """Starts agents allowed to probe the `counter` target, with more options if given."""
+    from agents import Agent
+
+    started = []
+
+    def start(*args: str):
+        counter = os.path.realpath(targets["counter"])
+        started.append(Agent(coral, "--allow-probe", f"binary:{counter}", *args))
+        return started[-1]
+
+    yield start
+    for agent in started:
+        agent.stop()

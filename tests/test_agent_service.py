@@ -3,16 +3,15 @@ socket: deployed scripts run in the real Deno sandbox with real uprobes, their
 emits land in the agent's DuckDB, and a SIGTERM stops it cleanly."""
 
 import os
-import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import grpc
 import pytest
 
-from coral_probe.api import client, pb
+from agents import Agent  # noqa: F401 - imported from here by other test files
+from coral_probe.api import pb
 from test_uprobe_multi import coral_programs
 
 pytestmark = pytest.mark.bpf
@@ -47,56 +46,6 @@ console.log("stream ended");
 CALLS = 5
 
 
-class Agent:
-    """A running `coral agent start`, its stderr collected line by line."""
-
-    def __init__(self, coral, *args: str):
-        self.coral = coral
-        self.proc = coral.popen("agent", "start", *args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self.lines: list[str] = []
-        self.serving = threading.Event()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        deadline = time.monotonic() + 60
-        while not self.serving.wait(0.05):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.proc.kill()
-                self._reader.join(5)
-                pytest.fail("agent did not start: " + "\n".join(self.lines))
-        self.channel = client.channel(None, home=coral.home)
-        self.stub = client.stub(self.channel)
-
-    def _read(self) -> None:
-        for line in self.proc.stderr:
-            self.lines.append(line.rstrip("\n"))
-            if line.startswith("coral agent: serving on unix:"):
-                self.serving.set()
-
-    def terminate(self) -> int:
-        self.channel.close()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=60)
-        self._reader.join(10)
-        return code
-
-
-@pytest.fixture
-def agent_of(coral, targets):
-    started: list[Agent] = []
-
-    def start(*args: str) -> Agent:
-        counter = os.path.realpath(targets["counter"])
-        started.append(Agent(coral, "--allow-probe", f"binary:{counter}", *args))
-        return started[-1]
-
-    yield start
-    for agent in started:
-        if agent.proc.poll() is None:
-            agent.proc.kill()
-            agent.proc.wait(30)
-
-
 def deploy(stub, name: str, code: str, **params: str):
     return stub.DeployScript(pb.DeployScriptRequest(script=pb.Script(
         name=name, code=code, params=params, created_by="test_agent_service")), timeout=120)
@@ -106,9 +55,8 @@ def wait_for_line(stub, ref: str, wanted: str) -> None:
     """Follows the script's logs until `wanted`, then cancels the stream."""
     call = stub.StreamScriptLogs(pb.StreamScriptLogsRequest(ref=ref, follow=True), timeout=120)
     try:
-        for entry in call:
-            if entry.line == wanted:
-                return
+        if any(entry.line == wanted for batch in call for entry in batch.entries):
+            return
         pytest.fail(f"{ref}: its logs ended without {wanted!r}")
     finally:
         call.cancel()
@@ -151,8 +99,8 @@ def test_deployed_script_probes_emits_and_reports(agent_of, coral, targets):
         if counter.poll() is None:
             counter.kill()
     # Follows until the execution ends: every line, in order.
-    lines = [e.line for e in stub.StreamScriptLogs(pb.StreamScriptLogsRequest(ref="work", follow=True),
-                                                    timeout=120)]
+    lines = [e.line for batch in stub.StreamScriptLogs(pb.StreamScriptLogsRequest(ref="work", follow=True),
+                                                        timeout=120) for e in batch.entries]
     assert lines == ["subscribed", f"done after {CALLS}"]
     status = stub.GetScriptStatus(pb.GetScriptStatusRequest(ref=deployed.script_id), timeout=30)
     assert status.status == pb.SCRIPT_STATUS_COMPLETED
@@ -163,7 +111,7 @@ def test_deployed_script_probes_emits_and_reports(agent_of, coral, targets):
     assert execution.has_exit_code and execution.exit_code == 0
     assert execution.started_at.ToDatetime() <= execution.completed_at.ToDatetime()
     logs = stub.StreamScriptLogs(pb.StreamScriptLogsRequest(ref="work", tail=1), timeout=30)
-    assert [(e.stream, e.line) for e in logs] == [("stdout", f"done after {CALLS}")]
+    assert [(e.stream, e.line) for batch in logs for e in batch.entries] == [("stdout", f"done after {CALLS}")]
     listed = stub.ListScripts(pb.ListScriptsRequest(status=pb.SCRIPT_STATUS_COMPLETED), timeout=30)
     assert [(s.id, s.version) for s in listed.scripts] == [(deployed.script_id, 1)]
     assert stub.ListScripts(pb.ListScriptsRequest(status=pb.SCRIPT_STATUS_RUNNING), timeout=30).scripts == []
@@ -187,8 +135,8 @@ def test_bad_requests_get_their_codes_and_the_agent_keeps_serving(agent_of):
     assert (code, details.split(":")[0]) == (grpc.StatusCode.INVALID_ARGUMENT, "invalid script name 'bad name'")
     code, details = code_of(lambda: stub.DeployScript(pb.DeployScriptRequest(script=pb.Script(
         name="cron", code="console.log(1);\n",
-        trigger=pb.ScriptTrigger(schedule=pb.ScheduleTrigger(cron="*/1 * * * *")))), timeout=30))
-    assert (code, details) == (grpc.StatusCode.UNIMPLEMENTED, "schedule triggers are not supported yet")
+        trigger=pb.ScriptTrigger(schedule=pb.ScheduleTrigger(cron="*/1 * * * * * *")))), timeout=30))
+    assert (code, details.split(":")[0]) == (grpc.StatusCode.INVALID_ARGUMENT, "invalid cron '*/1 * * * * * *'")
     for call in (lambda: stub.GetScriptStatus(pb.GetScriptStatusRequest(ref="nothing"), timeout=30),
                  lambda: stub.StopScript(pb.StopScriptRequest(script_id="nothing"), timeout=30),
                  lambda: stub.DeleteScript(pb.DeleteScriptRequest(ref="nothing"), timeout=30),
@@ -214,7 +162,8 @@ def test_stop_detaches_the_waiting_scripts_probe(agent_of, targets):
     status = stub.GetScriptStatus(pb.GetScriptStatusRequest(ref="waiter"), timeout=30)
     assert status.status == pb.SCRIPT_STATUS_STOPPED
     assert [e.status for e in status.executions] == [pb.SCRIPT_STATUS_STOPPED]
-    lines = [e.line for e in stub.StreamScriptLogs(pb.StreamScriptLogsRequest(ref="waiter"), timeout=30)]
+    lines = [e.line for batch in stub.StreamScriptLogs(pb.StreamScriptLogsRequest(ref="waiter"), timeout=30)
+             for e in batch.entries]
     assert lines == ["subscribed", "stream ended"]
     deleted = stub.DeleteScript(pb.DeleteScriptRequest(ref="waiter"), timeout=30)
     assert list(deleted.script_ids) == [deployed.script_id]
@@ -240,3 +189,43 @@ def test_sigterm_stops_running_scripts_and_a_second_agent_is_refused(agent_of, c
         "SELECT e.status, e.end_reason, s.status FROM script_executions e JOIN scripts s"
         " ON e.script_id = s.id WHERE s.name = 'daemonish'")
     assert (status, script_status) == ("stopped", "running") and "agent shutdown" in reason
+
+
+# 1,000 lines of 16,000 bytes: 16 MB, under the 16 MiB an execution stores.
+PRINTS_LONG_LINES = """
+const enc = new TextEncoder();
+const long = "x".repeat(16000);
+for (let i = 0; i < 1000; i++) {
+  const bytes = enc.encode(`${i} ${long}\\n`);
+  for (let off = 0; off < bytes.length;) off += Deno.stdout.writeSync(bytes.subarray(off));
+}
+"""
+# 30,000 short lines at once: three times the burst of --log-lines-per-second 1000.
+PRINTS_PAST_A_RAISED_RATE = """
+const enc = new TextEncoder();
+let text = "";
+for (let i = 0; i < 30000; i++) text += `line ${i}\\n`;
+const bytes = enc.encode(text);
+for (let off = 0; off < bytes.length;) off += Deno.stdout.writeSync(bytes.subarray(off));
+"""
+
+
+def followed(stub, ref: str) -> list:
+    return list(stub.StreamScriptLogs(pb.StreamScriptLogsRequest(ref=ref, follow=True, tail=10_000), timeout=300))
+
+
+def test_log_batches_stay_under_grpcs_message_limit_and_the_line_rate_is_an_option(agent_of, coral):
+    agent = agent_of("--log-lines-per-second", "1000")
+    deploy(agent.stub, "long", PRINTS_LONG_LINES)
+    batches = followed(agent.stub, "long")
+    lines = [e.line for batch in batches for e in batch.entries]
+    assert [int(line.split()[0]) for line in lines] == list(range(1000))  # 16 MB in messages of ~1 MiB
+    assert all(batch.ByteSize() < 2 << 20 for batch in batches) and len(batches) >= 16
+    deploy(agent.stub, "loud", PRINTS_PAST_A_RAISED_RATE)
+    entries = [e for batch in followed(agent.stub, "loud") for e in batch.entries]
+    received, lost = sum(1 for e in entries if e.stream), sum(e.lost for e in entries)
+    assert received + lost == 30_000 and 10_000 <= received < 30_000  # the burst is 10 s of the rate
+    execution_id = entries[0].execution_id
+    assert agent.terminate() == 0
+    assert coral.query("SELECT log_lines_dropped FROM script_executions WHERE execution_id = ?",
+                       [execution_id]) == [(lost,)]

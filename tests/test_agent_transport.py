@@ -7,6 +7,8 @@ import os
 import shutil
 import stat
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import grpc
@@ -159,3 +161,46 @@ def test_bad_addresses_are_one_line_errors(tmp_path):
         with pytest.raises(CoralError) as err:
             client.channel(agent, home=tmp_path)
         assert "\n" not in str(err.value)
+
+
+class HeldStreams(FixedScripts):
+    """Log streams that stay open until released: each holds a server worker."""
+
+    def __init__(self):
+        self.release = threading.Event()
+
+    def StreamScriptLogs(self, request, context):
+        yield pb.ScriptLogBatch(entries=[pb.ScriptLogEntry(line="open")])
+        self.release.wait(CALL_TIMEOUT)
+
+
+def test_calls_past_the_worker_count_are_refused_at_once_not_queued(tmp_path):
+    servicer = HeldStreams()
+    server = transport.serve(servicer, socket_path=tmp_path / "agent.sock", max_workers=2)
+    try:
+        with client.channel(None, home=tmp_path) as ch:
+            stub = client.stub(ch)
+            held = [stub.StreamScriptLogs(pb.StreamScriptLogsRequest(follow=True), timeout=CALL_TIMEOUT)
+                    for _ in range(2)]
+            assert [next(s).entries[0].line for s in held] == ["open", "open"]
+            with pytest.raises(grpc.RpcError) as err:
+                stub.ListScripts(pb.ListScriptsRequest(), timeout=CALL_TIMEOUT)
+            assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            servicer.release.set()
+            for s in held:
+                list(s)
+        assert served_again(tmp_path)
+    finally:
+        server.stop(None)
+
+
+def served_again(home: Path) -> bool:
+    """The workers come back once their calls have ended (a moment after the client saw the end)."""
+    deadline = time.monotonic() + CALL_TIMEOUT
+    while True:
+        try:
+            return names(client.channel(None, home=home)) == ["slow-queries", "errors"]
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)

@@ -88,9 +88,11 @@ class Recording(pb_grpc.AgentServiceServicer):
 
     def StreamScriptLogs(self, request, context):
         self._enter("StreamScriptLogs", request, context)
-        yield pb.ScriptLogEntry(stream="stdout", line="first line", execution_id="exec-2")
-        yield pb.ScriptLogEntry(stream="stderr", line="an error line", execution_id="exec-2")
-        yield pb.ScriptLogEntry(stream="stdout", line="after a gap \x1b[2J", execution_id="exec-2", lost=7)
+        yield pb.ScriptLogBatch(entries=[pb.ScriptLogEntry(stream="stdout", line="first line", execution_id="exec-2"),
+                                         pb.ScriptLogEntry(stream="stderr", line="an error line", execution_id="exec-2")])
+        yield pb.ScriptLogBatch(entries=[
+            pb.ScriptLogEntry(stream="stdout", line="after a gap \x1b[2J", execution_id="exec-2", lost=7),
+            pb.ScriptLogEntry(stream="stdout", line="the last line", execution_id="exec-2")])
 
     def StopScript(self, request, context):
         self._enter("StopScript", request, context)
@@ -250,6 +252,8 @@ def test_status_shows_executions_with_exit_codes(agent):
     assert row["exec-0"][-4:] == ["-", "-", "-", "interrupted"]  # cut off, not running
     assert all(line == line.rstrip() for line in lines)
     assert "checking p99" in text and "stderr: Error: boom" in text
+    # The latest execution's last lines; `coral script logs` reads the same execution.
+    assert "Latest output (exec-2, its last lines; `coral script logs high-latency-alert --tail N` for more):" in text
 
 
 def test_status_json(agent):
@@ -268,8 +272,8 @@ def test_logs_streams_lines_and_counts_losses(agent):
     assert out.returncode == 0, out.stderr
     [(_, req)] = agent.requests
     assert (req.ref, req.tail, req.follow) == ("high-latency-alert", 50, False)
-    assert out.stdout.splitlines() == ["first line", "after a gap \\x1b[2J"]
-    assert out.stderr.splitlines() == ["an error line", "coral: 7 log lines lost (this reader was too slow)"]
+    assert out.stdout.splitlines() == ["first line", "after a gap \\x1b[2J", "the last line"]
+    assert out.stderr.splitlines() == ["an error line", "coral: 7 log lines dropped here by the script's log limits"]
     agent.coral.run("script", "logs", "x", "--follow")
     assert agent.requests[-1][1].follow is True
 

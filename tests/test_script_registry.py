@@ -51,7 +51,7 @@ def test_deploy_runs_and_records_emits_status_and_logs(agent, coral_home):
                                timeout_s=None, created_by="test")
     assert deployed.version == 1
     assert (coral_home / "scripts" / deployed.script_id / "1" / "main.ts").read_text() == EMITS_AND_ENDS
-    lines = [line for _, _, line in registry.logs("hello", tail=100, follow=True)]
+    lines = [entry.line for entry in registry.logs("hello", tail=100, follow=True)]
     assert lines == ["hello from the registry", "bye"]
     status = registry.status("hello")
     assert status.script.status == "completed" and status.script.created_by == "test"

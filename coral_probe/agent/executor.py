@@ -14,10 +14,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from ..errors import CoralError
+from ..errors import CoralError, ResourceExhausted
 from ..store_opener import script_id_of
 from .handlers import EmitLimits, ExecutionContext
-from .log_pump import LogBudget, pump
+from .log_pump import LINES_PER_S, LogBudget, pump
 from .cgroups import ScriptCgroup
 from .sandbox import Sandbox, new_script_uid
 from .script_copy import ScriptCopy
@@ -30,6 +30,18 @@ STORE_WATCH_S = 0.2
 # At a timeout or a stop, a script's streams end (last events, then an end
 # frame) and it has this long to run the code after its loops and exit.
 STOP_GRACE_S = 5.0
+
+
+@dataclass(frozen=True)
+class RunOutput:
+    """Where one run's output goes instead of the agent's terminal (`coral run`
+    through an agent streams it back): its lines as they would be shown, the
+    agent's notices about it (limits, why it stopped) on `stderr`, and its
+    emits as `on_emit(name, data_json)` once stored."""
+
+    stdout: TextIO
+    stderr: TextIO
+    on_emit: Callable[[str, str], None]
 
 
 @dataclass
@@ -53,6 +65,7 @@ class ScriptRun:
     _now: threading.Event = field(default_factory=threading.Event)
     logs: LogBudget = field(default_factory=LogBudget)
     emits: EmitLimits | None = None  # its ExecutionContext's
+    output: RunOutput | None = None
     _log_threads: list[threading.Thread] = field(default_factory=list)
     _recorder: threading.Thread | None = None
 
@@ -63,10 +76,12 @@ class ScriptRun:
 class Executor:
     def __init__(self, store, server, sandbox: Sandbox, end_streams: Callable[[str], None], *,
                  max_concurrent: int = MAX_CONCURRENT, echo: bool = True, grace_s: float = STOP_GRACE_S,
-                 script_stdout: TextIO | None = None):
+                 script_stdout: TextIO | None = None, log_lines_per_s: float = LINES_PER_S):
         """`end_streams(execution_id)` ends that run's probe streams: their last events, then an end frame.
-        With `echo`, scripts' output is shown: stderr on stderr, stdout on `script_stdout` (default: stdout)."""
+        With `echo`, scripts' output is shown: stderr on stderr, stdout on `script_stdout` (default: stdout).
+        `log_lines_per_s`: each run's stored log lines (log_pump.py); past it, lines are dropped and counted."""
         self.script_stdout = script_stdout
+        self.log_lines_per_s = log_lines_per_s
         self.store, self.server, self.sandbox, self.end_streams = store, server, sandbox, end_streams
         self.grace_s = grace_s
         self.max_concurrent, self.echo = max_concurrent, echo
@@ -80,8 +95,10 @@ class Executor:
             return len(self._running)
 
     def start(self, script: Path, *, target: AgentTarget, params: dict[str, str] | None = None,
-              timeout_s: float = AD_HOC_TIMEOUT_S, script_id: str | None = None) -> ScriptRun:
-        """`script_id`: a script the registry already recorded (else one is recorded by content)."""
+              timeout_s: float = AD_HOC_TIMEOUT_S, script_id: str | None = None,
+              output: RunOutput | None = None) -> ScriptRun:
+        """`script_id`: a script the registry already recorded (else one is recorded by content);
+        `output`: where this run's lines, notices and emits go (else the executor's echo)."""
         if not script.is_file():
             raise CoralError(f"script not found: {script}")
         if not 0 < timeout_s <= DAEMON_TIMEOUT_S:
@@ -96,7 +113,7 @@ class Executor:
             cgroup = ScriptCgroup.create(f"x{execution_id}", memory_bytes=self.sandbox.memory_mb << 20,
                                          max_pids=self.sandbox.max_pids)
             run = self._launch(script, copy, cgroup, code_bytes.decode(errors="replace"), execution_id,
-                               target, params, timeout_s, script_id)
+                               target, params, timeout_s, script_id, output)
         except BaseException:
             self.sandbox.discard(copy)
             if cgroup is not None:
@@ -107,23 +124,26 @@ class Executor:
     def _check_capacity(self) -> None:
         """Called with the lock held, and once before the (slower) copy without."""
         if len(self._running) >= self.max_concurrent:
-            raise CoralError(f"{self.max_concurrent} scripts are already running (the limit); wait for one to end")
+            raise ResourceExhausted(f"{self.max_concurrent} scripts are already running (the limit); "
+                                    "wait for one to end")
 
     def _launch(self, script: Path, copy: ScriptCopy, cgroup: ScriptCgroup, code: str, execution_id: str,
                 target: AgentTarget, params: dict[str, str] | None, timeout_s: float,
-                registered_id: str | None = None) -> ScriptRun:
+                registered_id: str | None = None, output: RunOutput | None = None) -> ScriptRun:
         with self._lock:
             self._check_capacity()
             token = secrets.token_hex(16)
             script_id = registered_id or script_id_of(code)
-            ctx = ExecutionContext(execution_id, script_id, target, dict(params or {}))
+            ctx = ExecutionContext(execution_id, script_id, target, dict(params or {}),
+                                   on_emit=output.on_emit if output else None)
             self.server.register(token, ctx)
             command = self.sandbox.command(copy, new_script_uid(), cgroup.procs_files)
-            process = subprocess.Popen(command, env=self.sandbox.environment(token, copy), stdin=subprocess.DEVNULL,
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(copy.directory),
-                                       start_new_session=True)
-            run = ScriptRun(execution_id, script, process, token, time.monotonic() + timeout_s, timeout_s, copy, cgroup)
-            run.emits = ctx.emits
+            process = self.sandbox.launch(command, env=self.sandbox.environment(token, copy),
+                                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                          cwd=str(copy.directory), start_new_session=True)
+            run = ScriptRun(execution_id, script, process, token, time.monotonic() + timeout_s, timeout_s, copy, cgroup,
+                            logs=LogBudget(self.log_lines_per_s))
+            run.emits, run.output = ctx.emits, output
             self._running[execution_id] = run
         # Recorded while Deno starts (the store may still be opening); the
         # supervisor waits for it before recording the end.
@@ -133,9 +153,14 @@ class Executor:
         recorder.start()
         run._recorder = recorder
         for stream in ("stdout", "stderr"):
-            sink = (self.script_stdout or sys.stdout) if stream == "stdout" else sys.stderr
+            if output is not None:
+                sink = getattr(output, stream)
+            elif self.echo:
+                sink = (self.script_stdout or sys.stdout) if stream == "stdout" else sys.stderr
+            else:
+                sink = None
             t = threading.Thread(target=pump, args=(getattr(process, stream), stream, execution_id, self.store,
-                                                    run.logs, sink if self.echo else None),
+                                                    run.logs, sink),
                                  name=f"coral-log-{stream}", daemon=True)
             t.start()
             run._log_threads.append(t)
@@ -159,7 +184,11 @@ class Executor:
         if run.process.poll() is None:
             self.kill(run, "failed")
             run.reason = reason
-            print(f"coral: script stopped: {reason}", file=sys.stderr, flush=True)
+            self._notice(run, f"coral: script stopped: {reason}")
+
+    @staticmethod
+    def _notice(run: ScriptRun, line: str) -> None:
+        print(line, file=run.output.stderr if run.output else sys.stderr, flush=True)
 
     def kill(self, run: ScriptRun, status: str = "killed") -> None:
         if run.process.poll() is None:
@@ -235,7 +264,7 @@ class Executor:
         limit = run.cgroup.limit_hit() if run.cgroup else None
         if limit and run.status in ("running", "killed", "stopped", "timeout"):
             run.status, run.reason = "failed", limit
-            print(f"coral: script stopped: {limit}", file=sys.stderr, flush=True)
+            self._notice(run, f"coral: script stopped: {limit}")
         if run.status == "running":
             run.status = "completed" if code == 0 else "failed"
         run.exit_code = code
@@ -245,10 +274,10 @@ class Executor:
         if run.cgroup is not None:
             run.cgroup.remove()
         limits = {**asdict(run.logs.counts), "emits_refused": run.emits.refused if run.emits else 0}
-        if self.echo and any(limits.values()):
-            print("coral: the script went past its limits: " + ", ".join(
+        if (self.echo or run.output) and any(limits.values()):
+            self._notice(run, "coral: the script went past its limits: " + ", ".join(
                 f"{n} {column.replace('_', ' ')}" for column, n in limits.items() if n)
-                + " (counted in script_executions)", file=sys.stderr, flush=True)
+                + " (counted in script_executions)")
         try:
             self.store.end_execution(run.execution_id, run.status, code, reason=run.reason, limits=limits)
         except CoralError as e:

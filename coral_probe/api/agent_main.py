@@ -13,15 +13,16 @@ import os
 import sys
 from pathlib import Path
 
+from ..agent.log_pump import LINES_PER_S
 from ..agent.policy import ProbePolicy
 from ..agent.registry import ScriptRegistry
 from ..agent.runtime import AgentRuntime
 from ..agent.socket_path import claim
-from ..paths import coral_home
+from ..paths import agent_socket, coral_home
 from ..stopping import StopSignals
 from . import transport
 from .agent_service import AgentServicer
-from .client import default_socket
+from .query_service import QueryServicer
 
 SERVER_GRACE_S = 2.0
 
@@ -32,25 +33,29 @@ def log(line: str) -> None:
 
 def start(*, listen: str | None = None, tls_cert: str | None = None, tls_key: str | None = None,
           client_ca: str | None = None, token_file: str | None = None, db_path: Path | None = None,
-          policy: ProbePolicy = ProbePolicy()) -> int:
+          policy: ProbePolicy = ProbePolicy(), log_lines_per_s: float = LINES_PER_S) -> int:
     home = coral_home()
-    socket_path = default_socket(home)
+    socket_path = agent_socket(home)
     # Everything refusable is refused before the store opens and threads start.
     transport.check_options(socket_path=socket_path, listen=listen, tls_cert=tls_cert, tls_key=tls_key,
                             client_ca=client_ca, token_file=token_file)
     transport._make_parent(socket_path)
     claim(os.fspath(socket_path), what="agent socket")  # a second agent on this home: one line
     from ..store import Store
+    from .probe_service import ProbeServicer
 
     with StopSignals() as signals:
         store = Store(db_path or home / "agent.duckdb")
         server = None
         try:
-            with AgentRuntime(store, echo=False, policy=policy) as runtime:
+            with AgentRuntime(store, echo=False, policy=policy, log_lines_per_s=log_lines_per_s) as runtime:
                 registry = ScriptRegistry(store, runtime.executor, home=home)
                 runtime.executor.on_end.append(_log_end)
+                probes = ProbeServicer(store, log=log)
                 try:
-                    server = transport.serve(AgentServicer(registry, log=log), socket_path=socket_path,
+                    registry.recover()  # what a previous agent on this home left running
+                    server = transport.serve(AgentServicer(registry, log=log), probes,
+                                             QueryServicer(store), socket_path=socket_path,
                                              listen=listen, tls_cert=tls_cert, tls_key=tls_key,
                                              client_ca=client_ca, token_file=token_file)
                     log(f"serving on unix:{socket_path}" + (
@@ -65,6 +70,7 @@ def start(*, listen: str | None = None, tls_cert: str | None = None, tls_key: st
                     registry.close()
                     if server is not None:
                         server.stop(None)
+                    probes.close()  # the `coral probe attach` sessions the stop cut
                 # AgentRuntime's exit: every script stopped (streams end, probes
                 # detached, grace, kill), subscriptions ended, SDK socket closed.
         finally:

@@ -1,13 +1,15 @@
 """AgentService over a ScriptRegistry: the RPCs of coral/agent/v1 mapped onto
 deploy/stop/delete/list/status/logs. Errors become status codes with the
 registry's one-line message: InvalidScript → INVALID_ARGUMENT, ScriptNotFound →
-NOT_FOUND, any other CoralError → FAILED_PRECONDITION.
+NOT_FOUND, any other CoralError → FAILED_PRECONDITION (a bad cron or a
+condition that is not one read-only SELECT is an InvalidScript).
 
-Triggers: only manual for now; schedule and event triggers are refused with
-UNIMPLEMENTED until the agent has a scheduler."""
+Triggers (agent/triggers.py): manual runs once at deploy; a schedule or an
+event trigger keeps its script PENDING between runs, RUNNING during one."""
 
 from __future__ import annotations
 
+import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -17,13 +19,17 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from ..agent.registry import ExecutionRecord, InvalidScript, ScriptNotFound, ScriptRecord, ScriptRegistry
+from ..agent.registry import (ExecutionRecord, InvalidScript, LogBatch, ScriptNotFound, ScriptRecord,
+                              ScriptRegistry)
+from ..agent.triggers import EVENT, SCHEDULE, Trigger
 from ..errors import CoralError
 from . import pb, pb_grpc
+from .run_service import run_script
 
 DEFAULT_STATUS_TAIL = 10
 DEFAULT_LOG_TAIL = 100
 MAX_TAIL = 10_000
+MAX_BATCH_CHARS = 256 << 10  # at most 1 MiB of UTF-8 a message
 
 # Registry statuses (scripts.status, script_executions.status) → the proto's.
 _STATUS = {
@@ -63,6 +69,23 @@ def _timestamp(value: datetime | None) -> Timestamp | None:
     return ts
 
 
+def _log_messages(batch: LogBatch) -> Iterator[Any]:
+    """`batch` as ScriptLogBatch messages of at most MAX_BATCH_CHARS of text
+    (lines are up to 16 KiB: 5,000 of them would pass gRPC's 4 MiB limit)."""
+    message, size = pb.ScriptLogBatch(), 0
+    for us, stream, line, lost in batch.rows:
+        if size > MAX_BATCH_CHARS:
+            yield message
+            message, size = pb.ScriptLogBatch(), 0
+        entry = message.entries.add(stream=stream, line=line, execution_id=batch.execution_id, lost=lost)
+        if us is not None:
+            seconds, micros = divmod(us, 1_000_000)
+            entry.timestamp.seconds, entry.timestamp.nanos = seconds, micros * 1000
+        size += len(line)
+    if message.entries:
+        yield message
+
+
 def _tail(value: int, default: int) -> int:
     if value < 0:
         raise InvalidScript(f"invalid tail {value}: must be 0 (the default) or more")
@@ -76,12 +99,31 @@ def _ref(ref: str, script_id: str) -> str:
     return chosen
 
 
+def _trigger(trigger: Any) -> Trigger:  # a pb.ScriptTrigger
+    which = trigger.WhichOneof("trigger")
+    if which == "schedule":
+        return Trigger(SCHEDULE, cron=trigger.schedule.cron)
+    if which == "event":
+        return Trigger(EVENT, condition=trigger.event.condition,
+                       check_interval_s=float(trigger.event.check_interval_seconds) or None)
+    return Trigger()
+
+
+def _trigger_pb(trigger: Trigger) -> Any:
+    if trigger.kind == SCHEDULE:
+        return pb.ScriptTrigger(schedule=pb.ScheduleTrigger(cron=trigger.cron or ""))
+    if trigger.kind == EVENT:
+        return pb.ScriptTrigger(event=pb.EventTrigger(condition=trigger.condition or "",
+                                                      check_interval_seconds=int(trigger.check_interval_s or 0)))
+    return pb.ScriptTrigger(manual=pb.ManualTrigger())
+
+
 def _script(record: ScriptRecord) -> pb.Script:
     script = pb.Script(id=record.id, name=record.name, version=record.version,
                        created_by=record.created_by or "", params=record.params,
                        mode=pb.SCRIPT_MODE_DAEMON if record.mode == "daemon" else pb.SCRIPT_MODE_AD_HOC,
                        timeout_seconds=int(record.timeout_s), status=_status(record.status),
-                       trigger=pb.ScriptTrigger(manual=pb.ManualTrigger()))
+                       trigger=_trigger_pb(record.trigger))
     created = _timestamp(record.created_at)
     if created is not None:
         script.created_at.CopyFrom(created)
@@ -104,6 +146,7 @@ def _execution(record: ExecutionRecord, script_id: str) -> pb.ScriptExecution:
 class AgentServicer(pb_grpc.AgentServiceServicer):
     def __init__(self, registry: ScriptRegistry, *, log: Callable[[str], None] | None = None):
         self.registry = registry
+        self.agent_id = socket.gethostname()  # one agent per host
         self._log = log or (lambda line: print(f"coral agent: {line}", file=sys.stderr, flush=True))
 
     def _call(self, context: grpc.ServicerContext, fn: Callable[[], T]) -> T:
@@ -121,11 +164,6 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
 
     def DeployScript(self, request: Any, context: grpc.ServicerContext) -> Any:
         script = request.script
-        which = script.trigger.WhichOneof("trigger") if script.HasField("trigger") else None
-        if which == "schedule":
-            context.abort(grpc.StatusCode.UNIMPLEMENTED, "schedule triggers are not supported yet")
-        if which == "event":
-            context.abort(grpc.StatusCode.UNIMPLEMENTED, "event triggers are not supported yet")
         if script.timeout_seconds < 0:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           f"invalid timeout {script.timeout_seconds}s: must be above 0 (0: the mode's default)")
@@ -134,12 +172,14 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
             deployed = self.registry.deploy(
                 name=script.name, code=script.code, params=dict(script.params),
                 daemon=script.mode == pb.SCRIPT_MODE_DAEMON,
-                timeout_s=float(script.timeout_seconds) or None, created_by=script.created_by)
+                timeout_s=float(script.timeout_seconds) or None, created_by=script.created_by,
+                trigger=_trigger(script.trigger))
             record = self.registry.status(deployed.script_id, tail=0).script
             self._log(f"deployed {record.name} version {deployed.version} as {deployed.script_id} "
                       f"({record.status}, by {record.created_by or 'unknown'})")
             return pb.DeployScriptResponse(script_id=deployed.script_id, version=deployed.version,
-                                           status=_status(record.status))
+                                           status=_status(record.status), deployed_to=[self.agent_id],
+                                           replaced_script_id=deployed.replaced_script_id or "")
         return self._call(context, deploy)
 
     def StopScript(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -161,7 +201,7 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
 
     def ListScripts(self, request: Any, context: grpc.ServicerContext) -> Any:
         def list_() -> Any:
-            records = self.registry.list(_FILTER.get(request.status))
+            records = self.registry.list(_FILTER.get(request.status), all_versions=request.all_versions)
             return pb.ListScriptsResponse(scripts=[_script(r) for r in records])
         return self._call(context, list_)
 
@@ -175,29 +215,27 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
         return self._call(context, status)
 
     def StreamScriptLogs(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-        if request.execution_id:
-            context.abort(grpc.StatusCode.UNIMPLEMENTED, "execution_id is not supported yet: "
-                          "the lines of the script's executions are returned")
+        """ScriptLogBatch messages: what was stored at that moment (one message
+        a line carried ~6k lines/s). A slow client loses nothing here (gRPC's
+        flow control holds this generator; the lines wait in DuckDB). `lost`
+        carries what the script's log limits dropped; an entry with no stream
+        and no line counts those dropped after the execution's last line."""
         cancelled = threading.Event()
         context.add_callback(cancelled.set)  # the client went away, or the server stops
-        lines = self._call(context, lambda: self.registry.logs(
+        batches = self._call(context, lambda: self.registry.log_batches(
             _ref(request.ref, request.script_id), tail=_tail(request.tail, DEFAULT_LOG_TAIL),
-            follow=request.follow, stop_event=cancelled))
-        # logs() is a generator: the ref is resolved at its first step.
-        iterator = iter(lines)
+            follow=request.follow, stop_event=cancelled, execution_id=request.execution_id or None))
+        # log_batches() is a generator: the ref is resolved at its first step.
+        iterator = iter(batches)
         while True:
-            try:
-                item = self._call(context, lambda: next(iterator, None))
-            except StopIteration:  # pragma: no cover - next() has a default
+            batch = self._call(context, lambda: next(iterator, None))
+            if batch is None:
                 return
-            if item is None:
-                return
-            ts, stream, line = item
-            entry = pb.ScriptLogEntry(stream=stream, line=line)
-            stamp = _timestamp(ts)
-            if stamp is not None:
-                entry.timestamp.CopyFrom(stamp)
-            yield entry
+            yield from _log_messages(batch)
+
+    def RunScript(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        """`coral run` while this agent holds the store (run_service.py)."""
+        yield from run_script(self.registry.executor, request, context, log=self._log)
 
 
 def _one_line(error: Exception) -> str:

@@ -11,34 +11,14 @@ from typing import Any, Callable
 import grpc
 
 from ..errors import CoralError
+from ..paths import agent_socket
 from . import pb_grpc
-
-
-def default_socket(home: str | os.PathLike[str]) -> Path:
-    return Path(home) / "agent.sock"
-
-
-def live_agent(home: str | os.PathLike[str]) -> Path | None:
-    """The socket of the agent serving this home, if one is running (something
-    accepts on $CORAL_HOME/agent.sock): the commands that would otherwise open
-    its DuckDB file go through it instead. A stale socket file is no agent."""
-    import socket
-
-    path = default_socket(home)
-    if not path.is_socket():
-        return None
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        try:
-            s.connect(os.fspath(path))
-        except OSError:
-            return None
-    return path
 
 
 def target(agent: str | None, *, home: str | os.PathLike[str]) -> tuple[str, bool]:
     """(gRPC target, is_unix) for an --agent value."""
     if agent is None or agent == "":
-        return f"unix:{default_socket(home)}", True
+        return f"unix:{agent_socket(Path(home))}", True
     if agent.startswith("unix:"):
         path = agent[len("unix:"):]
         if not path:

@@ -40,7 +40,7 @@ def serve(*servicers: object, socket_path: str | os.PathLike[str],
           tls_key: str | os.PathLike[str] | None = None,
           client_ca: str | os.PathLike[str] | None = None,
           token_file: str | os.PathLike[str] | None = None,
-          max_workers: int = 16) -> grpc.Server:
+          max_workers: int = 64) -> grpc.Server:
     """Starts a gRPC server for the servicers (each an AgentService,
     QueryService or ProbeService servicer) and returns it (started). With
     `listen`, the bound TCP port is `server.coral_tcp_port` (useful with port 0)."""
@@ -59,9 +59,12 @@ def serve(*servicers: object, socket_path: str | os.PathLike[str],
     _make_parent(path)
     claim(os.fspath(path), what="agent socket")
     interceptors = [_BearerTokenInterceptor(token)] if token is not None else []
+    # A streaming call (logs --follow, coral run, a probe session's events)
+    # holds a worker for its whole life: past max_workers calls, one more is
+    # refused at once (RESOURCE_EXHAUSTED) rather than queued behind them.
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers,
                                                     thread_name_prefix="coral-api"),
-                         interceptors=interceptors,
+                         interceptors=interceptors, maximum_concurrent_rpcs=max_workers,
                          options=[("grpc.so_reuseport", 0)])
     for servicer in servicers:
         adders = [add for base, add in _ADD_SERVICE if isinstance(servicer, base)]
