@@ -285,14 +285,14 @@ def doctor() -> None:
 
 # `coral script …` (deployed scripts on a resident agent): declared in
 # script_cli.py, which imports grpc and rich only when one of them runs.
-from .script_cli import _connection_options  # noqa: E402
+from .agent_client import connection_options  # noqa: E402
 from .script_cli import script as _script_group  # noqa: E402
 
 cli.add_command(_script_group)
 
 
 @cli.command("mcp")
-@_connection_options
+@connection_options
 def mcp(**conn) -> None:
     """Serve MCP on stdio for AI assistants: deploy scripts, query, find functions.
 

@@ -27,18 +27,16 @@ from mcp.server import Server, ServerRequestContext
 from mcp.server.stdio import stdio_server
 
 from . import __version__
+from .agent_client import (CALL_TIMEOUT_S, DEPLOY_TIMEOUT_S, STATUS_FILTERS, AgentConnection, execution_dict,
+                           script_dict, script_trigger, status_filter, status_name, trigger_text, wire_seconds)
 from .errors import CoralError
-from .script_cli import (CALL_TIMEOUT_S, DEPLOY_TIMEOUT_S, MAX_CODE_BYTES, _Agent, _execution_dict,
-                         _script_dict, _status_name, _trigger_text)
 
 log = logging.getLogger("coral.mcp")
 
 DEFAULT_QUERY_ROWS = 100      # an assistant's context is small; it may ask for up to 10,000
 DEFAULT_FUNCTIONS = 200
 DEFAULT_LOG_LINES = 20
-DEFAULT_CHECK_INTERVAL_S = 30  # as `coral script deploy --when` without --every
 MAX_LOG_LINES = 1000
-_STATUS_FILTERS = ["all", "running", "stopped", "failed", "pending", "completed", "interrupted"]
 
 TOOLS = [
     types.Tool(
@@ -62,16 +60,18 @@ TOOLS = [
                         "condition": {"type": "string",
                                       "description": "event: read-only SQL; the script runs when it "
                                                      "first returns a row"},
-                        "check_interval_seconds": {"type": "integer", "minimum": 1, "maximum": 86400,
+                        "check_interval_seconds": {"type": "integer", "minimum": 0,
                                                    "description": "event: how often the condition is "
-                                                                  f"checked (default {DEFAULT_CHECK_INTERVAL_S})"},
+                                                                  "checked, in seconds (0 or absent: the "
+                                                                  "agent's default, 30)"},
                     },
                 },
                 "params": {"type": "object", "additionalProperties": {"type": "string"},
                            "description": "Passed to the script (coral.params())"},
                 "daemon": {"type": "boolean", "description": "Long-running (timeout up to 24 h)"},
-                "timeout_seconds": {"type": "integer", "minimum": 1, "maximum": 86400,
-                                    "description": "Seconds before a run is killed (default 60, daemon 86400)"},
+                "timeout_seconds": {"type": "integer", "minimum": 0,
+                                    "description": "Seconds before a run is killed, up to 86400 (0 or "
+                                                   "absent: the agent's default, 60, daemon 86400)"},
             },
             "required": ["name", "code"],
         }),
@@ -80,7 +80,7 @@ TOOLS = [
         description="List deployed scripts",
         input_schema={
             "type": "object",
-            "properties": {"status": {"enum": _STATUS_FILTERS, "description": "Filter by status"}},
+            "properties": {"status": {"enum": list(STATUS_FILTERS), "description": "Filter by status"}},
         }),
     types.Tool(
         name="coral_script_status",
@@ -140,7 +140,7 @@ class ToolError(CoralError):
 class Tools:
     """Each tool: arguments (validated) → one or two RPCs → (text, structured)."""
 
-    def __init__(self, agent: _Agent):
+    def __init__(self, agent: AgentConnection):
         self.agent = agent
 
     def call(self, name: str, arguments: dict[str, Any], client_name: str) -> tuple[str, dict[str, Any]]:
@@ -150,16 +150,17 @@ class Tools:
     def deploy_script(self, args: dict[str, Any], client_name: str) -> tuple[str, dict[str, Any]]:
         from .api import pb
 
-        code = args["code"]
-        if len(code.encode()) > MAX_CODE_BYTES:
-            raise ToolError("code larger than 1 MiB (the agent's limit for a script)")
-        script = pb.Script(name=args["name"], code=code, params=args.get("params") or {},
-                           trigger=_trigger(args.get("trigger") or {}),
+        trigger = args.get("trigger") or {}
+        # The agent refuses what is too big or out of bounds, by its own words.
+        script = pb.Script(name=args["name"], code=args["code"], params=args.get("params") or {},
+                           trigger=script_trigger(trigger.get("type", "manual"), cron=trigger.get("cron"),
+                                                  condition=trigger.get("condition"),
+                                                  check_interval_s=trigger.get("check_interval_seconds", 0)),
                            mode=pb.SCRIPT_MODE_DAEMON if args.get("daemon") else pb.SCRIPT_MODE_AD_HOC,
-                           timeout_seconds=args.get("timeout_seconds") or 0, created_by=client_name)
+                           timeout_seconds=wire_seconds(args.get("timeout_seconds", 0)), created_by=client_name)
         reply = self.agent.call("DeployScript", pb.DeployScriptRequest(script=script), timeout=DEPLOY_TIMEOUT_S)
         out = {"script_id": reply.script_id, "name": args["name"], "version": reply.version,
-               "status": _status_name(reply.status), "replaced_script_id": reply.replaced_script_id or None,
+               "status": status_name(reply.status), "replaced_script_id": reply.replaced_script_id or None,
                "created_by": client_name}
         text = (f"Script deployed: {args['name']} (v{reply.version})\nID: {reply.script_id}\n"
                 f"Status: {out['status'].upper()}")
@@ -171,13 +172,11 @@ class Tools:
         from .api import pb
 
         status = args.get("status", "all")
-        wanted = pb.SCRIPT_STATUS_UNSPECIFIED if status == "all" else pb.ScriptStatus.Value(
-            f"SCRIPT_STATUS_{status.upper()}")
-        reply = self.agent.call("ListScripts", pb.ListScriptsRequest(status=wanted))
-        scripts = [_script_dict(s) for s in reply.scripts]
+        reply = self.agent.call("ListScripts", pb.ListScriptsRequest(status=status_filter(status)))
+        scripts = [script_dict(s) for s in reply.scripts]
         if not scripts:
             return ("no scripts" if status == "all" else f"no {status} scripts"), {"scripts": []}
-        lines = [f"{s.id}  {s.name} v{s.version}  {_status_name(s.status).upper()}  {_trigger_text(s.trigger)}"
+        lines = [f"{s.id}  {s.name} v{s.version}  {status_name(s.status).upper()}  {trigger_text(s.trigger)}"
                  + (f"  by {s.created_by}" if s.created_by else "") for s in reply.scripts]
         return "\n".join(lines), {"scripts": scripts}
 
@@ -196,19 +195,19 @@ class Tools:
                     for e in batch.entries if e.line or e.stream][-int(tail):]
         s = reply.script
         lines = [f"Script: {s.name or ref} (v{s.version})", f"ID: {reply.script_id or s.id}",
-                 f"Status: {_status_name(reply.status).upper()}", f"Trigger: {_trigger_text(s.trigger)}"]
+                 f"Status: {status_name(reply.status).upper()}", f"Trigger: {trigger_text(s.trigger)}"]
         if s.created_by:
             lines.append(f"Created by: {s.created_by}")
         for e in reply.executions:
             exit_code = f", exit code {e.exit_code}" if e.has_exit_code else ""
             reason = f" ({e.end_reason})" if e.end_reason else ""
-            lines.append(f"Execution {e.execution_id}: {_status_name(e.status).upper()}{exit_code}{reason}")
+            lines.append(f"Execution {e.execution_id}: {status_name(e.status).upper()}{exit_code}{reason}")
         if logs:
             lines.append(f"Recent logs (last {len(logs)} lines):")
             lines += [("[stderr] " if e.stream == "stderr" else "") + e.line for e in logs]
-        out = {"script_id": reply.script_id, "status": _status_name(reply.status),
-               "script": _script_dict(s) if reply.HasField("script") else None,
-               "executions": [_execution_dict(e) for e in reply.executions],
+        out = {"script_id": reply.script_id, "status": status_name(reply.status),
+               "script": script_dict(s) if reply.HasField("script") else None,
+               "executions": [execution_dict(e) for e in reply.executions],
                "logs": [{"stream": e.stream, "line": e.line, "execution_id": e.execution_id} for e in logs]}
         return "\n".join(lines), out
 
@@ -217,7 +216,7 @@ class Tools:
 
         ref = args["script_id"]
         reply = self.agent.call("StopScript", pb.StopScriptRequest(script_id=ref, ref=ref))
-        status = _status_name(reply.status)
+        status = status_name(reply.status)
         return (f"Script stopped: {ref}\nID: {reply.script_id or ref}\nStatus: {status.upper()}",
                 {"script_id": reply.script_id, "status": status})
 
@@ -225,7 +224,7 @@ class Tools:
         from .api import query_client
 
         max_rows = args.get("max_rows", DEFAULT_QUERY_ROWS)
-        reply = self._rpc(lambda: query_client.ask(self.agent.channel, args["sql"], max_rows=max_rows,
+        reply = self.agent.rpc(lambda: query_client.ask(self.agent.channel, args["sql"], max_rows=max_rows,
                                                    timeout_s=CALL_TIMEOUT_S))
         # The rows as the wire has them: JSON values, timestamps as ISO text, big integers exact.
         rows = json.loads(reply.rows_json)
@@ -241,7 +240,7 @@ class Tools:
 
         if not args.get("binary") and not args.get("pid"):
             raise ToolError("give a binary or a pid")
-        reply = self._rpc(lambda: query_client.list_functions(
+        reply = self.agent.rpc(lambda: query_client.list_functions(
             self.agent.channel, binary=args.get("binary", ""), pid=args.get("pid", 0),
             pattern=args.get("pattern", ""), limit=args.get("limit", DEFAULT_FUNCTIONS), timeout_s=CALL_TIMEOUT_S))
         functions = [{"name": f.name, "file": f.file, "address": f.address, "size": f.size}
@@ -254,31 +253,6 @@ class Tools:
         if reply.truncated:
             lines.append(f"(more functions match: raise limit above {len(functions)} or narrow the pattern)")
         return "\n".join(lines) or "no functions", {"functions": functions, "truncated": reply.truncated}
-
-    def _rpc(self, call: Callable[[], Any]) -> Any:
-        """A QueryService call: its failures worded as the AgentService's are."""
-        import grpc
-
-        try:
-            return call()
-        except grpc.RpcError as e:
-            raise self.agent.error(e) from None
-
-
-def _trigger(trigger: dict[str, Any]) -> Any:  # a pb.ScriptTrigger
-    from .api import pb
-
-    kind = trigger.get("type", "manual")
-    if kind == "schedule":
-        if not trigger.get("cron", "").strip():
-            raise ToolError("trigger type schedule needs a cron expression")
-        return pb.ScriptTrigger(schedule=pb.ScheduleTrigger(cron=trigger["cron"]))
-    if kind == "event":
-        if not trigger.get("condition", "").strip():
-            raise ToolError("trigger type event needs a condition (a read-only SQL query)")
-        every = trigger.get("check_interval_seconds", DEFAULT_CHECK_INTERVAL_S)
-        return pb.ScriptTrigger(event=pb.EventTrigger(condition=trigger["condition"], check_interval_seconds=every))
-    return pb.ScriptTrigger(manual=pb.ManualTrigger())
 
 
 def _client_name(ctx: ServerRequestContext) -> str:
@@ -325,7 +299,7 @@ def serve(*, agent: str | None, tls_ca: str | None, tls_cert: str | None, tls_ke
     """Serves one MCP client on stdin/stdout until it closes stdin."""
     logging.basicConfig(level=logging.WARNING, format="coral mcp: %(message)s")  # stderr
     log.setLevel(logging.INFO)  # the tool errors, not the SDK's chatter
-    with _Agent(agent, tls_ca, tls_cert, tls_key, token_file) as connection:
+    with AgentConnection(agent, tls_ca, tls_cert, tls_key, token_file) as connection:
         server = build_server(Tools(connection))
 
         async def run() -> None:

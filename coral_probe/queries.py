@@ -7,9 +7,8 @@ import math
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
-from datetime import time as time_of_day
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import duckdb
 from .errors import CoralError, ResourceExhausted
 from .paths import default_db_path
 from .query_scope import QueryScope, apply_scope, check_statement
+from .query_wire import encode_value, scalar_text
 from .store import open_readonly
 
 
@@ -39,18 +39,22 @@ def run_readonly(sql: str, db_path: Path | None, limit: int) -> ReadRows:
         if rel is None:
             return ReadRows([], [], [], False)
         columns, types = list(rel.columns), [str(t) for t in rel.types]
-        if "TIMESTAMP_NS" in types:
-            # Python's datetime stops at microseconds and probe_events.timestamp
-            # has nanoseconds: DuckDB writes those columns as ISO 8601 text.
-            # Columns by position: a join may give two the same name.
-            rel = rel.project(", ".join(f"strftime(#{i}, '%Y-%m-%dT%H:%M:%S.%n')" if t == "TIMESTAMP_NS"
-                                        else f"#{i}" for i, t in enumerate(types, 1)))
-        rows = rel.limit(limit + 1).fetchall()
+        rows = _nanoseconds_as_text(rel, types).limit(limit + 1).fetchall()
         return ReadRows(columns, types, rows[:limit], len(rows) > limit)
     except duckdb.Error as e:
         raise CoralError(f"query failed: {str(e).splitlines()[0]}") from None
     finally:
         con.close()
+
+
+def _nanoseconds_as_text(rel: duckdb.DuckDBPyRelation, types: list[str]) -> duckdb.DuckDBPyRelation:
+    """Python's datetime stops at microseconds and probe_events.timestamp has
+    nanoseconds: DuckDB writes those columns as ISO 8601 text. Columns by
+    position: a join may give two the same name."""
+    if "TIMESTAMP_NS" not in types:
+        return rel
+    return rel.project(", ".join(f"strftime(#{i}, '%Y-%m-%dT%H:%M:%S.%n')" if t == "TIMESTAMP_NS"
+                                 else f"#{i}" for i, t in enumerate(types, 1)))
 
 
 ROW_CAP = 10_000
@@ -60,97 +64,111 @@ REPLY_CAP_BYTES = 16 << 20
 FETCH_ROWS = 32
 
 
+class QueryTimedOut(CoralError):
+    """A capped query ran past its deadline and was interrupted."""
+
+
 @dataclass(frozen=True)
-class QueryReply:
+class CappedRows:
     columns: list[str]
-    rows_json: str  # a JSON array of one object per row
+    types: list[str]  # DuckDB's names, as the query gives them (TIMESTAMP_NS travels as text)
+    rows_json: str  # a JSON array of the encoded rows
     row_count: int
-    truncated: bool  # more than ROW_CAP rows
+    truncated: bool  # more than max_rows rows
 
 
-def _json_value(value):
-    """A value of a script's reply: as `query sql --json` writes it, except
-    integers past 2^53, which are strings (JavaScript's numbers would round them)."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, int):
-        return value if -(2**53) <= value <= 2**53 else str(value)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)  # JSON has no NaN: JSON.parse would throw
-    if isinstance(value, (list, tuple)):
-        return [_json_value(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _json_value(v) for k, v in value.items()}
-    return _scalar_text(value)  # dates, times, intervals, DECIMAL, UUID, bytes
-
-
-def _size_floor(value) -> int:
-    """Bytes its JSON takes at least: a huge value is refused before it is encoded."""
-    if isinstance(value, str):
-        return len(value)
-    if isinstance(value, bytes):
-        return 2 * len(value)
-    if isinstance(value, (list, tuple)):
-        return sum(_size_floor(v) for v in value)
-    if isinstance(value, dict):
-        return sum(_size_floor(k) + _size_floor(v) for k, v in value.items())
-    return 1
-
-
-def sdk_query(cur: duckdb.DuckDBPyConnection, sql: str, scope: QueryScope, timeout_s: float,
-              reply_cap: int = REPLY_CAP_BYTES) -> QueryReply:
-    """A script's query on its own cursor: one SELECT over what `scope` lets
-    it see, at most ROW_CAP rows and `reply_cap` bytes of JSON, and all of it
-    (execution, fetching, encoding) within `timeout_s`."""
+def read_capped(cur: duckdb.DuckDBPyConnection, sql: str, *, scope: QueryScope | None,
+                encode: Callable[[list[str], tuple], str], max_rows: int, timeout_s: float, reply_cap: int,
+                who: str) -> CappedRows:
+    """One read-only SELECT on `cur` (a cursor of its own) over what `scope`
+    lets it see (None: every row), at most `max_rows` rows, each as
+    `encode(columns, row)` gives it (ASCII JSON), and `reply_cap` bytes of
+    them, all of it (planning, running, fetching, encoding) within
+    `timeout_s`. `who` names the asker in refusals."""
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as e:
         raise CoralError(f"invalid SQL: {str(e).splitlines()[0]}") from None
     if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
-        raise CoralError("db.query takes one read-only SELECT statement")
+        what = f"a {statements[0].type.name} statement" if len(statements) == 1 else f"{len(statements)} statements"
+        raise CoralError(f"{who} takes one read-only SELECT statement, not {what}")
     deadline = time.monotonic() + timeout_s
-    timed_out = CoralError(f"query timed out after {timeout_s:g}s")
+    timed_out = QueryTimedOut(f"query timed out after {timeout_s:g}s")
     timer = threading.Timer(timeout_s, cur.interrupt)
     timer.start()
     try:
-        apply_scope(cur, scope)
+        if scope is not None:
+            apply_scope(cur, scope)
         # The text checked is the text run: no wrapping that a trailing
         # `-- comment` could break or a crafted statement escape.
-        check_statement(cur, sql)
-        cur.execute(sql)
-        columns = [d[0] for d in cur.description]
+        check_statement(cur, sql, who=who)
+        cur.complete()  # the check's own result, before the connection runs another
+        rel = cur.sql(sql)
+        columns, types = list(rel.columns), [str(t) for t in rel.types]
         rows: list[str] = []
         size = 2  # the brackets
         truncated = False
-        while not truncated:
-            batch = cur.fetchmany(FETCH_ROWS)
-            if not batch:
+        fetched = _sized(_nanoseconds_as_text(rel, types), types, reply_cap)
+        for *row, floor in fetched.limit(max_rows + 1).iter_rows(batch_size=FETCH_ROWS):
+            if len(rows) == max_rows:
+                truncated = True
                 break
-            for row in batch:
-                if len(rows) == ROW_CAP:
-                    truncated = True
-                    break
-                if time.monotonic() > deadline:
-                    raise timed_out
-                if size + sum(_size_floor(v) for v in row) > reply_cap:
-                    raise _too_big(reply_cap)
-                text = json.dumps({c: _json_value(v) for c, v in zip(columns, row)})
-                size += len(text) + 1  # ASCII (json.dumps escapes the rest): characters are bytes
-                if size > reply_cap:
-                    raise _too_big(reply_cap)
-                rows.append(text)
+            if time.monotonic() > deadline:
+                raise timed_out
+            if size + floor > reply_cap:
+                raise _too_big(reply_cap)
+            text = encode(columns, tuple(row))
+            size += len(text) + 1  # ASCII (json.dumps escapes the rest): characters are bytes
+            if size > reply_cap:
+                raise _too_big(reply_cap)
+            rows.append(text)
     except duckdb.InterruptException:
         raise timed_out from None
     except duckdb.Error as e:
         raise CoralError(f"query failed: {str(e).splitlines()[0]}") from None
     finally:
         timer.cancel()
-    return QueryReply(columns, "[" + ",".join(rows) + "]", len(rows), truncated)
+    return CappedRows(columns, types, "[" + ",".join(rows) + "]", len(rows), truncated)
+
+
+def _sized(rel: duckdb.DuckDBPyRelation, types: list[str], reply_cap: int) -> duckdb.DuckDBPyRelation:
+    """`rel` and one more column: the bytes the row's JSON takes at least,
+    counted by DuckDB. A value past `reply_cap` alone comes as NULL: a huge
+    value is refused before Python holds a copy of it (and another as JSON)."""
+    sizes = [_size_of(f"#{i}", t) for i, t in enumerate(types, 1)]
+    kept = [f"#{i}" if size == "0" else f"CASE WHEN {size} > {reply_cap} THEN NULL ELSE #{i} END"
+            for i, size in enumerate(sizes, 1)]
+    return rel.project(", ".join([*kept, " + ".join(f"coalesce({size}, 0)" for size in sizes)]))
+
+
+def _size_of(column: str, kind: str) -> str:
+    """SQL for the bytes the JSON of a value takes at least: text as long as
+    its UTF-8 (json.dumps escapes the rest longer), a BLOB as hex; other
+    scalars are small, "0"."""
+    if kind in ("VARCHAR", "JSON", "TIMESTAMP_NS"):  # TIMESTAMP_NS: as text by now
+        return f"strlen({column}::VARCHAR)"
+    if kind == "BLOB":
+        return f"2 * octet_length({column})"
+    if kind.endswith("]") or kind.startswith(("STRUCT", "MAP", "UNION")):  # lists, arrays and the like
+        return f"strlen({column}::VARCHAR)"
+    return "0"
 
 
 def _too_big(reply_cap: int) -> ResourceExhausted:
     return ResourceExhausted(f"query reply exceeds {reply_cap >> 20} MiB: select fewer or smaller columns, "
                              "or add a LIMIT")
+
+
+def sdk_query(cur: duckdb.DuckDBPyConnection, sql: str, scope: QueryScope, timeout_s: float,
+              reply_cap: int = REPLY_CAP_BYTES) -> CappedRows:
+    """A script's db.query: what `scope` lets it see, at most ROW_CAP rows as
+    JSON objects (integers past 2^53 as strings, for JavaScript)."""
+    return read_capped(cur, sql, scope=scope, encode=_json_object, max_rows=ROW_CAP, timeout_s=timeout_s,
+                       reply_cap=reply_cap, who="db.query")
+
+
+def _json_object(columns: list[str], row: tuple) -> str:
+    return json.dumps({c: encode_value(v, exact_ints=False) for c, v in zip(columns, row)})
 
 
 def print_query(sql: str, db_path: Path | None, limit: int, fmt: str = "table") -> None:
@@ -240,15 +258,7 @@ def _json_text(value) -> str:
         return "[" + ",".join(_json_text(v) for v in value) + "]"
     if isinstance(value, dict):  # STRUCT, MAP (keys as text)
         return "{" + ",".join(f"{json.dumps(str(k))}:{_json_text(v)}" for k, v in value.items()) + "}"
-    return json.dumps(_scalar_text(value))
-
-
-def _scalar_text(value) -> str:
-    if isinstance(value, (datetime, date, time_of_day)):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.hex()
-    return str(value)  # UUID, INTERVAL, DECIMAL, numbers
+    return json.dumps(scalar_text(value))
 
 
 def _print_csv(read: ReadRows) -> None:
@@ -282,4 +292,4 @@ def _csv_text(value) -> str:
         return value
     if isinstance(value, (list, tuple, dict)):
         return _json_text(value)
-    return _scalar_text(value)
+    return scalar_text(value)

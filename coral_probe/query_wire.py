@@ -24,25 +24,35 @@ _DATETIME_TYPES = {
 }
 
 
-def encode_value(value: Any) -> Any:
-    """A value as JSON can hold it (see decode_row for the way back)."""
-    if value is None or isinstance(value, (bool, int, str)):
+def encode_value(value: Any, *, exact_ints: bool = True) -> Any:
+    """A value as JSON can hold it (see decode_row for the way back). Without
+    `exact_ints` (a script's db.query), integers past 2^53 are strings:
+    JavaScript's numbers would round them."""
+    if value is None or isinstance(value, (bool, str)):
         return value
+    if isinstance(value, int):
+        return value if exact_ints or -(2**53) <= value <= 2**53 else str(value)
     if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
+        return value if math.isfinite(value) else str(value)  # JSON has no NaN: JSON.parse would throw
     if isinstance(value, (list, tuple)):
-        return [encode_value(v) for v in value]
+        return [encode_value(v, exact_ints=exact_ints) for v in value]
     if isinstance(value, dict):
-        return {str(k): encode_value(v) for k, v in value.items()}
+        return {str(k): encode_value(v, exact_ints=exact_ints) for k, v in value.items()}
+    return scalar_text(value)
+
+
+def scalar_text(value: Any) -> str:
+    """Dates, times, BLOBs, DECIMAL, UUID, INTERVAL as `coral query sql` prints them."""
     if isinstance(value, (datetime, date, time)):
         return value.isoformat()
     if isinstance(value, bytes):
         return value.hex()
-    return str(value)  # DECIMAL, UUID, INTERVAL
+    return str(value)
 
 
 def encode_row(row: tuple) -> str:
-    # ASCII escapes: its length is its size in bytes, and a terminal is safe.
+    """A row of ExecuteQueryResponse.rows_json: an array, in column order.
+    ASCII escapes: its length is its size in bytes, and a terminal is safe."""
     return json.dumps([encode_value(v) for v in row])
 
 

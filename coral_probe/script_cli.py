@@ -13,92 +13,18 @@ import shlex
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import click
 
+from .agent_client import (CALL_TIMEOUT_S, DEPLOY_TIMEOUT_S, STATUS_FILTERS, AgentConnection,
+                           connection_options, every_seconds, execution_dict, local_user, script_dict,
+                           script_trigger, status_filter, status_name, trigger_text, wire_seconds)
 from .errors import CoralError
 
-MAX_CODE_BYTES = 1 << 20  # the agent refuses more; said before any RPC
-DEPLOY_TIMEOUT_S = 300    # deploy runs `deno check` on the agent
-CALL_TIMEOUT_S = 60
-_STATUS_FILTERS = ("running", "stopped", "failed", "pending", "completed", "interrupted", "all")
-
-
-class AgentError(CoralError):
-    """The agent refused (its message is the line) or could not be reached."""
-
-    exit_code = 1
-
-
-def _connection_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
-        click.option("--agent", metavar="unix:PATH|HOST:PORT",
-                     help="Agent to talk to [default: unix:$CORAL_HOME/agent.sock]."),
-        click.option("--tls-ca", type=click.Path(dir_okay=False), metavar="PATH",
-                     help="CA certificate that signed the agent's (TLS on HOST:PORT)."),
-        click.option("--tls-cert", type=click.Path(dir_okay=False), metavar="PATH",
-                     help="Client certificate (mutual TLS), with --tls-key."),
-        click.option("--tls-key", type=click.Path(dir_okay=False), metavar="PATH",
-                     help="Client private key, with --tls-cert."),
-        click.option("--token-file", type=click.Path(dir_okay=False), metavar="PATH",
-                     help="File holding the agent's bearer token."),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
-
-
-class _Agent:
-    """One channel to the agent; RPC failures become one-line AgentErrors."""
-
-    def __init__(self, agent: str | None, tls_ca: str | None, tls_cert: str | None,
-                 tls_key: str | None, token_file: str | None):
-        from .api import client
-        from .paths import coral_home
-
-        home = coral_home()
-        self.name, _ = client.target(agent, home=home)
-        self.channel = client.channel(agent, home=home, tls_ca=tls_ca, token_file=token_file,
-                                      tls_cert=tls_cert, tls_key=tls_key)
-        self.stub = client.stub(self.channel)
-
-    def __enter__(self) -> "_Agent":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.channel.close()
-
-    def call(self, method: str, request: Any, timeout: float | None = CALL_TIMEOUT_S) -> Any:
-        import grpc
-
-        try:
-            return getattr(self.stub, method)(request, timeout=timeout)
-        except grpc.RpcError as e:
-            raise self.error(e) from None
-
-    def stream(self, method: str, request: Any, timeout: float | None) -> Iterator[Any]:
-        import grpc
-
-        call = getattr(self.stub, method)(request, timeout=timeout)
-        try:
-            yield from call
-        except grpc.RpcError as e:
-            raise self.error(e) from None
-        finally:
-            call.cancel()
-
-    def error(self, e: Any) -> AgentError:
-        import grpc
-
-        code = e.code() if hasattr(e, "code") else None
-        details = (e.details() if hasattr(e, "details") else None) or ""
-        if code == grpc.StatusCode.UNAVAILABLE:
-            return AgentError(f"no agent at {self.name} (start one with `coral agent start`)")
-        if code == grpc.StatusCode.DEADLINE_EXCEEDED and not details:
-            details = "the agent did not answer in time"
-        first = details.strip().splitlines()[0] if details.strip() else ""
-        return AgentError(first or f"{self.name}: {code.name if code else 'RPC failed'}")
+# The agent's own limit (agent/registry.py, which cannot be imported without
+# DuckDB): checked here too so a big file is neither read whole nor sent.
+MAX_CODE_BYTES = 1 << 20
 
 
 @click.group("script")
@@ -117,13 +43,14 @@ def script() -> None:
 @click.option("--when", "when", metavar="SQL",
               help="Run when this read-only SELECT over the agent's tables first returns a row; "
                    "again only after it has returned none.")
-@click.option("--every", metavar="DURATION", help="How often --when is checked, e.g. 30s, 2m [default: 30s].")
+@click.option("--every", metavar="DURATION",
+              help="How often --when is checked, e.g. 30s, 2m [default: the agent's, 30s].")
 @click.option("--daemon", is_flag=True, help="Long-running: timeout up to 24 h.")
-@click.option("--timeout", type=click.IntRange(1, 86400), metavar="SECONDS",
+@click.option("--timeout", type=click.IntRange(min=1), metavar="SECONDS",
               help="Seconds before a run is killed [default: 60, --daemon: 86400].")
 @click.option("--created-by", metavar="NAME", help="Recorded as the deployer [default: your user name].")
 @click.option("--json", "as_json", is_flag=True, help="The reply as one JSON object.")
-@_connection_options
+@connection_options
 def deploy(name, file, params, cron, when, every, daemon, timeout, created_by, as_json, **conn) -> None:
     """Deploy a script (validated by the agent before it is accepted).
 
@@ -145,26 +72,20 @@ def deploy(name, file, params, cron, when, every, daemon, timeout, created_by, a
         raise click.UsageError("--cron and --when exclude each other")
     if every is not None and when is None:
         raise click.UsageError("--every goes with --when")
-    trigger = pb.ScriptTrigger(manual=pb.ManualTrigger())
-    if cron is not None:
-        if not cron.strip():
-            raise click.UsageError("--cron: empty expression")
-        trigger = pb.ScriptTrigger(schedule=pb.ScheduleTrigger(cron=cron))
-    elif when is not None:
-        if not when.strip():
-            raise click.UsageError("--when: empty condition")
-        trigger = pb.ScriptTrigger(event=pb.EventTrigger(condition=when,
-                                                         check_interval_seconds=_every_seconds(every)))
+    kind = "schedule" if cron is not None else "event" if when is not None else "manual"
+    trigger = script_trigger(kind, cron=cron, condition=when,
+                             check_interval_s=every_seconds(every) if every is not None else 0)
     code = _read_code(file)
     request = pb.DeployScriptRequest(script=pb.Script(
         name=name, code=code, params=parse_params(params), trigger=trigger,
         mode=pb.SCRIPT_MODE_DAEMON if daemon else pb.SCRIPT_MODE_AD_HOC,
-        timeout_seconds=timeout or 0, created_by=created_by if created_by is not None else _user()))
-    with _Agent(**conn) as agent:
+        timeout_seconds=wire_seconds(timeout or 0),
+        created_by=created_by if created_by is not None else local_user()))
+    with AgentConnection(**conn) as agent:
         reply = agent.call("DeployScript", request, timeout=DEPLOY_TIMEOUT_S)
     if as_json:
         _print_json({"script_id": reply.script_id, "name": name, "version": reply.version,
-                     "status": _status_name(reply.status), "deployed_to": list(reply.deployed_to),
+                     "status": status_name(reply.status), "deployed_to": list(reply.deployed_to),
                      "replaced_script_id": reply.replaced_script_id or None})
         return
     lines = [f"Script deployed: {name}", f"  ID: {reply.script_id}", f"  Version: {reply.version}"]
@@ -172,15 +93,15 @@ def deploy(name, file, params, cron, when, every, daemon, timeout, created_by, a
         lines.append(f"  Replaces: {reply.replaced_script_id}")
     if reply.deployed_to:
         lines.append(f"  Deployed to: {', '.join(reply.deployed_to)}")
-    lines.append(f"  Status: {_status_name(reply.status).upper()}")
+    lines.append(f"  Status: {status_name(reply.status).upper()}")
     _echo_lines(lines)
 
 
 @script.command("list")
-@click.option("--status", "status", type=click.Choice(_STATUS_FILTERS), default="all", show_default=True)
+@click.option("--status", "status", type=click.Choice(STATUS_FILTERS), default="all", show_default=True)
 @click.option("--all-versions", is_flag=True, help="Every version, not only the newest per name.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines: one object per script.")
-@_connection_options
+@connection_options
 def list_scripts(status, all_versions, as_json, **conn) -> None:
     """List deployed scripts.
 
@@ -190,19 +111,18 @@ def list_scripts(status, all_versions, as_json, **conn) -> None:
     """
     from .api import pb
 
-    wanted = pb.SCRIPT_STATUS_UNSPECIFIED if status == "all" else pb.ScriptStatus.Value(
-        f"SCRIPT_STATUS_{status.upper()}")
-    with _Agent(**conn) as agent:
-        reply = agent.call("ListScripts", pb.ListScriptsRequest(status=wanted, all_versions=all_versions))
+    with AgentConnection(**conn) as agent:
+        reply = agent.call("ListScripts", pb.ListScriptsRequest(status=status_filter(status),
+                                                                all_versions=all_versions))
     if as_json:
         for s in reply.scripts:
-            _print_json(_script_dict(s))
+            _print_json(script_dict(s))
         return
     if not reply.scripts:
         click.echo("no scripts" if status == "all" else f"no {status} scripts", err=True)
         return
     now = datetime.now(timezone.utc)
-    rows = [[s.id, s.name, str(s.version), _status_name(s.status).upper(), _trigger_text(s.trigger),
+    rows = [[s.id, s.name, str(s.version), status_name(s.status).upper(), trigger_text(s.trigger),
              _ago(s.created_at, now) if s.HasField("created_at") else "-", s.created_by or "-"]
             for s in reply.scripts]
     _print_table(["ID", "NAME", "VERSION", "STATUS", "TRIGGER", "CREATED", "BY"], rows)
@@ -212,7 +132,7 @@ def list_scripts(status, all_versions, as_json, **conn) -> None:
 @click.argument("ref", metavar="ID|NAME")
 @click.option("--tail", type=click.IntRange(1, 1000), help="Recent executions to show [default: the agent's].")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
-@_connection_options
+@connection_options
 def status(ref, tail, as_json, **conn) -> None:
     """A script's status and its recent executions (exit codes, times).
 
@@ -222,22 +142,22 @@ def status(ref, tail, as_json, **conn) -> None:
     """
     from .api import pb
 
-    with _Agent(**conn) as agent:
+    with AgentConnection(**conn) as agent:
         reply = agent.call("GetScriptStatus", pb.GetScriptStatusRequest(script_id=ref, ref=ref, tail=tail or 0))
     if as_json:
-        out = {"script_id": reply.script_id, "status": _status_name(reply.status),
-               "script": _script_dict(reply.script) if reply.HasField("script") else None,
-               "executions": [_execution_dict(e) for e in reply.executions]}
+        out = {"script_id": reply.script_id, "status": status_name(reply.status),
+               "script": script_dict(reply.script) if reply.HasField("script") else None,
+               "executions": [execution_dict(e) for e in reply.executions]}
         _print_json(out)
         return
     s = reply.script
     title = f"Script: {s.name or ref}" + (f" (v{s.version})" if s.version else "")
-    lines = [title, f"  ID: {reply.script_id or s.id}", f"  Status: {_status_name(reply.status).upper()}"]
+    lines = [title, f"  ID: {reply.script_id or s.id}", f"  Status: {status_name(reply.status).upper()}"]
     if reply.HasField("script"):
         mode = "daemon" if s.mode == pb.SCRIPT_MODE_DAEMON else "ad-hoc"
         timeout = f", timeout {s.timeout_seconds}s" if s.timeout_seconds else ""
         lines.append(f"  Mode: {mode}{timeout}")
-        lines.append(f"  Trigger: {_trigger_text(s.trigger)}")
+        lines.append(f"  Trigger: {trigger_text(s.trigger)}")
         if s.params:
             lines.append("  Params: " + " ".join(f"{k}={v}" for k, v in sorted(s.params.items())))
         if s.HasField("created_at"):
@@ -248,7 +168,7 @@ def status(ref, tail, as_json, **conn) -> None:
         click.echo("\nNo executions yet.")
         return
     click.echo("\nRecent executions:")
-    rows = [[e.execution_id, _status_name(e.status).upper(),
+    rows = [[e.execution_id, status_name(e.status).upper(),
              _time(e.started_at) if e.HasField("started_at") else "-",
              _time(e.completed_at) if e.HasField("completed_at") else "-",
              _elapsed(e), str(e.exit_code) if e.has_exit_code else "-", e.end_reason or "-"]
@@ -269,7 +189,7 @@ def status(ref, tail, as_json, **conn) -> None:
 @click.option("--tail", type=click.IntRange(1, 1_000_000), help="Last N lines first [default: the agent's].")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until the run ends (Ctrl-C to leave).")
 @click.option("--execution", "execution_id", metavar="ID", help="One execution [default: the latest].")
-@_connection_options
+@connection_options
 def logs(ref, tail, follow, execution_id, **conn) -> None:
     """Print a script's output: stdout lines on stdout, stderr lines on stderr.
 
@@ -281,7 +201,7 @@ def logs(ref, tail, follow, execution_id, **conn) -> None:
 
     request = pb.StreamScriptLogsRequest(script_id=ref, ref=ref, follow=follow, tail=tail or 0,
                                          execution_id=execution_id or "")
-    with _Agent(**conn) as agent:
+    with AgentConnection(**conn) as agent:
         try:
             for batch in agent.stream("StreamScriptLogs", request, timeout=None if follow else CALL_TIMEOUT_S):
                 _echo_log_batch(batch.entries)
@@ -314,25 +234,25 @@ def _echo_log_batch(entries) -> None:
 
 @script.command("stop")
 @click.argument("ref", metavar="ID|NAME")
-@_connection_options
+@connection_options
 def stop(ref, **conn) -> None:
     """Stop a script (its probes are detached; it stays listed)."""
     from .api import pb
 
-    with _Agent(**conn) as agent:
+    with AgentConnection(**conn) as agent:
         reply = agent.call("StopScript", pb.StopScriptRequest(script_id=ref, ref=ref))
     _echo_lines([f"Script stopped: {ref}", f"  ID: {reply.script_id or ref}",
-                 f"  Status: {_status_name(reply.status).upper()}"])
+                 f"  Status: {status_name(reply.status).upper()}"])
 
 
 @script.command("delete")
 @click.argument("ref", metavar="ID|NAME")
-@_connection_options
+@connection_options
 def delete(ref, **conn) -> None:
     """Delete a script (a name: every version), stopping it first."""
     from .api import pb
 
-    with _Agent(**conn) as agent:
+    with AgentConnection(**conn) as agent:
         reply = agent.call("DeleteScript", pb.DeleteScriptRequest(ref=ref))
     lines = [f"Script deleted: {ref}"]
     lines += [f"  ID: {i}" for i in reply.script_ids]
@@ -353,62 +273,6 @@ def _read_code(path: Path) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise CoralError(f"--file {path}: not UTF-8 text (byte {e.start})") from None
-
-
-def _every_seconds(every: str | None) -> int:
-    from .durations import parse_duration_ns
-
-    if every is None:
-        return 30
-    ns = parse_duration_ns(every, option="--every")
-    seconds = -(-ns // 1_000_000_000)  # up: a check never comes sooner than asked
-    if ns < 1_000_000_000 or seconds > 86400:
-        raise CoralError(f"invalid --every '{every}': between 1s and 24h")
-    return seconds
-
-
-def _user() -> str:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # a uid without a passwd entry (containers)
-        import os
-
-        return f"uid:{os.getuid()}"
-
-
-def _status_name(value: int) -> str:
-    from .api import pb
-
-    try:
-        name = pb.ScriptStatus.Name(value)
-    except ValueError:
-        return f"status-{value}"
-    return name.removeprefix("SCRIPT_STATUS_").lower()
-
-
-def _trigger_text(trigger: Any) -> str:
-    kind = trigger.WhichOneof("trigger")
-    if kind == "schedule":
-        return f"cron {trigger.schedule.cron}"
-    if kind == "event":
-        return f"when (every {trigger.event.check_interval_seconds}s): {trigger.event.condition}"
-    return "manual"
-
-
-def _trigger_dict(trigger: Any) -> dict[str, Any]:
-    kind = trigger.WhichOneof("trigger")
-    if kind == "schedule":
-        return {"type": "schedule", "cron": trigger.schedule.cron}
-    if kind == "event":
-        return {"type": "event", "condition": trigger.event.condition,
-                "check_interval_seconds": trigger.event.check_interval_seconds}
-    return {"type": "manual"}
-
-
-def _iso(ts: Any) -> str:
-    return ts.ToDatetime(tzinfo=timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def _time(ts: Any) -> str:
@@ -436,28 +300,6 @@ def _elapsed(e: Any) -> str:
         # Cut off (the agent died) is not still going.
         return "running" if e.status == pb.SCRIPT_STATUS_RUNNING else "-"
     return format_ns(max(0, e.completed_at.ToNanoseconds() - e.started_at.ToNanoseconds()))
-
-
-def _script_dict(s: Any) -> dict[str, Any]:
-    from .api import pb
-
-    return {"id": s.id, "name": s.name, "version": s.version, "status": _status_name(s.status),
-            "mode": "daemon" if s.mode == pb.SCRIPT_MODE_DAEMON else "ad-hoc",
-            "timeout_seconds": s.timeout_seconds, "trigger": _trigger_dict(s.trigger),
-            "params": dict(s.params), "created_at": _iso(s.created_at) if s.HasField("created_at") else None,
-            "created_by": s.created_by, "targets": list(s.targets)}
-
-
-def _execution_dict(e: Any) -> dict[str, Any]:
-    return {"execution_id": e.execution_id, "script_id": e.script_id, "agent_id": e.agent_id,
-            "status": _status_name(e.status),
-            "started_at": _iso(e.started_at) if e.HasField("started_at") else None,
-            "completed_at": _iso(e.completed_at) if e.HasField("completed_at") else None,
-            "exit_code": e.exit_code if e.has_exit_code else None, "end_reason": e.end_reason or None,
-            "stdout": e.stdout, "stderr": e.stderr,
-            "events": [{"name": ev.name, "data": ev.data,
-                        "timestamp": _iso(ev.timestamp) if ev.HasField("timestamp") else None}
-                       for ev in e.events]}
 
 
 def _print_json(obj: dict[str, Any]) -> None:

@@ -11,9 +11,9 @@ import time
 import pytest
 
 from coral_probe.api import pb
-from test_agent_service import held_counter, programs_left
+from agents import released
+from test_agent_service import held_counter
 from test_detach import uprobe_events
-from test_uprobe_multi import coral_programs
 
 pytestmark = pytest.mark.bpf
 
@@ -52,8 +52,7 @@ def wait_for_logs(coral, ref: str, last: str) -> list[str]:
         time.sleep(0.2)
 
 
-def test_deploy_probe_emit_status_logs_stop_and_shutdown(agent_of, coral, targets, tmp_path):  # noqa: F811
-    before = coral_programs()
+def test_deploy_probe_emit_status_logs_stop_and_shutdown(agent_of, coral, targets, tmp_path):
     agent = agent_of()
     script = tmp_path / "per_call.ts"
     script.write_text(PER_CALL)
@@ -65,6 +64,8 @@ def test_deploy_probe_emit_status_logs_stop_and_shutdown(agent_of, coral, target
     counter = held_counter(targets["counter"], CALLS)
     try:
         wait_for_logs(coral, "e2e", "subscribed")
+        held = agent.bpf_held()
+        assert held["prog"] and held["link"]  # its probe is in the kernel
         counter.stdin.write("go\n")
         counter.stdin.flush()
         assert counter.wait(timeout=60) == CALLS % 7
@@ -87,7 +88,7 @@ def test_deploy_probe_emit_status_logs_stop_and_shutdown(agent_of, coral, target
 
     stopped = ok(coral.run("script", "stop", "e2e"))
     assert "Status: STOPPED" in stopped and script_id in stopped
-    assert programs_left(before) == {}
+    assert released(held) == {}
     assert os.path.realpath(targets["counter"]) not in uprobe_events()
     status = json.loads(ok(coral.run("script", "status", script_id, "--json")))
     assert status["status"] == "stopped"
@@ -104,7 +105,6 @@ def test_deploy_probe_emit_status_logs_stop_and_shutdown(agent_of, coral, target
     rows = coral.query("SELECT script_id, execution_id, json_extract(data, '$.i')::INT FROM emitted_events"
                        " WHERE name = 'e2e_call' ORDER BY 3")
     assert rows == [(script_id, execution_id, i) for i in range(1, CALLS + 1)]
-    assert programs_left(before) == {}
 
 
 # Past the log line rate twice (3,000 lines at once, over the burst), with a

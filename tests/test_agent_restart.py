@@ -14,8 +14,8 @@ import pytest
 
 from coral_probe.agent.cgroups import ScriptCgroup
 from coral_probe.api import pb
+from agents import bpf_objects_of, still_loaded
 from test_agent_service import held_counter, wait_for_line
-from test_uprobe_multi import _bpftool
 
 pytestmark = pytest.mark.bpf
 
@@ -73,25 +73,6 @@ def probe_calls(counter: Path, stub) -> None:
         if proc.poll() is None:
             proc.kill()
     wait_for_line(stub, "watcher", f"emitted {CALLS}")
-
-
-def bpf_objects_of(pid: int) -> dict[str, set[int]]:
-    """The BPF programs, links and maps the process holds, from its fds' fdinfo."""
-    held: dict[str, set[int]] = {"prog": set(), "link": set(), "map": set()}
-    for info in Path(f"/proc/{pid}/fdinfo").iterdir():
-        try:
-            fields = dict(line.split(":", 1) for line in info.read_text().splitlines() if ":" in line)
-        except OSError:
-            continue  # closed meanwhile
-        for kind in held:
-            if f"{kind}_id" in fields and (kind != "prog" or "prog_type" in fields):
-                held[kind].add(int(fields[f"{kind}_id"]))
-    return held
-
-
-def still_loaded(held: dict[str, set[int]]) -> dict[str, set[int]]:
-    left = {kind: ids & {o["id"] for o in _bpftool(kind, "show")} for kind, ids in held.items()}
-    return {kind: ids for kind, ids in left.items() if ids}
 
 
 def proc_stat(pid: int) -> tuple[str, str, int] | None:
@@ -227,7 +208,7 @@ def test_a_script_started_as_another_ends_outlives_the_thread_that_asked(coral_h
                                                   "  await new Promise((r) => setTimeout(r, 300));\n}\n")
                 assert registry.status("next").script.status == "pending"
                 registry.stop("first")
-                lines = [entry.line for entry in registry.logs("next", follow=True)]
+                lines = [line for batch in registry.log_batches("next", follow=True) for _, _, line, _ in batch.rows]
                 assert lines == [f"tick {i}" for i in range(1, 11)]
                 [execution] = registry.status("next").executions
                 assert (execution.status, execution.exit_code) == ("completed", 0)

@@ -4,15 +4,13 @@ emits land in the agent's DuckDB, and a SIGTERM stops it cleanly."""
 
 import os
 import subprocess
-import time
 from pathlib import Path
 
 import grpc
 import pytest
 
-from agents import Agent  # noqa: F401 - imported from here by other test files
+from agents import Agent, released  # noqa: F401 - Agent is imported from here by other test files
 from coral_probe.api import pb
-from test_uprobe_multi import coral_programs
 
 pytestmark = pytest.mark.bpf
 
@@ -69,14 +67,6 @@ def held_counter(counter: Path, calls: int) -> subprocess.Popen:
     return proc
 
 
-def programs_left(before: dict[int, str]) -> dict[int, str]:
-    """coral's BPF programs loaded since `before`, once the agent had its chance to detach."""
-    deadline = time.monotonic() + 10
-    while (left := {i: n for i, n in coral_programs().items() if i not in before}) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return left
-
-
 def code_of(call) -> tuple[grpc.StatusCode, str]:
     with pytest.raises(grpc.RpcError) as info:
         call()
@@ -84,7 +74,6 @@ def code_of(call) -> tuple[grpc.StatusCode, str]:
 
 
 def test_deployed_script_probes_emits_and_reports(agent_of, coral, targets):
-    before = coral_programs()
     agent = agent_of()
     stub = agent.stub
     deployed = deploy(stub, "work", COUNTS_WORK, binary=str(targets["counter"]), n=str(CALLS))
@@ -92,6 +81,8 @@ def test_deployed_script_probes_emits_and_reports(agent_of, coral, targets):
     counter = held_counter(targets["counter"], CALLS)
     try:
         wait_for_line(stub, "work", "subscribed")
+        held = agent.bpf_held()
+        assert held["prog"]  # its probe is in the kernel
         counter.stdin.write("go\n")
         counter.stdin.flush()
         assert counter.wait(timeout=60) == CALLS % 7
@@ -115,7 +106,7 @@ def test_deployed_script_probes_emits_and_reports(agent_of, coral, targets):
     listed = stub.ListScripts(pb.ListScriptsRequest(status=pb.SCRIPT_STATUS_COMPLETED), timeout=30)
     assert [(s.id, s.version) for s in listed.scripts] == [(deployed.script_id, 1)]
     assert stub.ListScripts(pb.ListScriptsRequest(status=pb.SCRIPT_STATUS_RUNNING), timeout=30).scripts == []
-    assert programs_left(before) == {}
+    assert released(held) == {}
 
     assert agent.terminate() == 0
     assert "coral agent: stopped" in agent.lines
@@ -149,16 +140,16 @@ def test_bad_requests_get_their_codes_and_the_agent_keeps_serving(agent_of):
 
 
 def test_stop_detaches_the_waiting_scripts_probe(agent_of, targets):
-    before = coral_programs()
     agent = agent_of()
     stub = agent.stub
     deployed = deploy(stub, "waiter", WAITS_ON_WORK, binary=str(targets["counter"]))
     wait_for_line(stub, "waiter", "subscribed")
-    assert {i: n for i, n in coral_programs().items() if i not in before}  # its probe is in the kernel
+    held = agent.bpf_held()
+    assert held["prog"]  # its probe is in the kernel
     stopped = stub.StopScript(pb.StopScriptRequest(ref="waiter"), timeout=120)
     assert (stopped.success, stopped.script_id, stopped.status) == (True, deployed.script_id,
                                                                    pb.SCRIPT_STATUS_STOPPED)
-    assert programs_left(before) == {}
+    assert released(held) == {}
     status = stub.GetScriptStatus(pb.GetScriptStatusRequest(ref="waiter"), timeout=30)
     assert status.status == pb.SCRIPT_STATUS_STOPPED
     assert [e.status for e in status.executions] == [pb.SCRIPT_STATUS_STOPPED]
@@ -172,16 +163,17 @@ def test_stop_detaches_the_waiting_scripts_probe(agent_of, targets):
 
 
 def test_sigterm_stops_running_scripts_and_a_second_agent_is_refused(agent_of, coral, targets):
-    before = coral_programs()
     agent = agent_of()
     deploy(agent.stub, "daemonish", WAITS_ON_WORK, binary=str(targets["counter"]))
     wait_for_line(agent.stub, "daemonish", "subscribed")
+    held = agent.bpf_held()
+    assert held["prog"]
     second = coral.run("agent", "start", timeout=60)
     assert second.returncode == 2
     assert second.stderr.count("\n") == 1 and "in use by another process" in second.stderr, second.stderr
     assert agent.proc.poll() is None
     assert agent.terminate() == 0, "\n".join(agent.lines)
-    assert programs_left(before) == {}
+    assert released(held) == {}
     assert agent.lines[-1] == "coral agent: stopped"
     assert not (coral.home / "agent.sock").exists()
     # The execution ended by the shutdown; the script keeps its status for a restart to find.

@@ -174,9 +174,9 @@ class HeldStreams(FixedScripts):
         self.release.wait(CALL_TIMEOUT)
 
 
-def test_calls_past_the_worker_count_are_refused_at_once_not_queued(tmp_path):
+def test_streams_past_their_share_of_workers_are_refused_and_short_calls_still_served(tmp_path):
     servicer = HeldStreams()
-    server = transport.serve(servicer, socket_path=tmp_path / "agent.sock", max_workers=2)
+    server = transport.serve(servicer, socket_path=tmp_path / "agent.sock", max_workers=3, max_streams=2)
     try:
         with client.channel(None, home=tmp_path) as ch:
             stub = client.stub(ch)
@@ -184,8 +184,12 @@ def test_calls_past_the_worker_count_are_refused_at_once_not_queued(tmp_path):
                     for _ in range(2)]
             assert [next(s).entries[0].line for s in held] == ["open", "open"]
             with pytest.raises(grpc.RpcError) as err:
-                stub.ListScripts(pb.ListScriptsRequest(), timeout=CALL_TIMEOUT)
+                next(stub.StreamScriptLogs(pb.StreamScriptLogsRequest(follow=True), timeout=CALL_TIMEOUT))
             assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert err.value.details() == "the agent has 2 streaming calls open (the limit)"
+            # The worker kept from streams serves an operator's stop or status meanwhile.
+            assert [s.name for s in stub.ListScripts(pb.ListScriptsRequest(), timeout=CALL_TIMEOUT).scripts] == \
+                ["slow-queries", "errors"]
             servicer.release.set()
             for s in held:
                 list(s)
@@ -195,11 +199,13 @@ def test_calls_past_the_worker_count_are_refused_at_once_not_queued(tmp_path):
 
 
 def served_again(home: Path) -> bool:
-    """The workers come back once their calls have ended (a moment after the client saw the end)."""
+    """Stream slots come back once their calls have ended (a moment after the client saw the end)."""
     deadline = time.monotonic() + CALL_TIMEOUT
     while True:
         try:
-            return names(client.channel(None, home=home)) == ["slow-queries", "errors"]
+            with client.channel(None, home=home) as ch:
+                return [b.entries[0].line for b in client.stub(ch).StreamScriptLogs(
+                    pb.StreamScriptLogsRequest(), timeout=CALL_TIMEOUT)] == ["open"]
         except grpc.RpcError as e:
             if e.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or time.monotonic() > deadline:
                 raise

@@ -3,10 +3,13 @@ command probes and prints as always and records its session in the agent's
 store through ProbeService. Real agent, real gRPC, real uprobes, and the
 agent's DuckDB read once it has stopped."""
 
+import json
 import os
+import queue
 import re
 import signal
 import subprocess
+import threading
 import time
 
 import grpc
@@ -15,7 +18,8 @@ import pytest
 
 from conftest import jsonl
 from coral_probe.api import pb, pb_grpc
-from coral_probe.api.probe_service import CUT_REASON
+from coral_probe.api.probe_service import (CUT_REASON, MAX_OPEN_SESSIONS, NO_STREAM_REASON, NO_STREAM_TIMEOUT_S,
+                                           SESSION_METADATA)
 
 pytestmark = pytest.mark.bpf
 
@@ -57,10 +61,47 @@ def batch(session_id: str, rows: int, *, skip: str | None = None, short: str | N
                  for name, col in columns.items() if name != skip})
 
 
-def begin(stub) -> str:
+def begin(stub, target: str = "/bin/sender") -> str:
+    """The session's "id.secret"."""
     return stub.BeginProbeSession(pb.BeginProbeSessionRequest(
-        probe_type="uprobe", target="/bin/sender", pid=4242, functions=["sender_fn"], nargs=1,
+        probe_type="uprobe", target=target, pid=4242, functions=["sender_fn"], nargs=1,
         options_json="{}"), timeout=30).session_id
+
+
+def refused(call, *args, **kw) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as e:
+        call(*args, timeout=30, **kw)
+    assert "\n" not in e.value.details()
+    return e.value
+
+
+def wait_until(what: str, predicate, within_s: float = 120) -> None:
+    deadline = time.monotonic() + within_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {within_s:.0f} s")
+        time.sleep(0.2)
+
+
+def agent_rows(agent, session_id: str) -> int:
+    """The session's rows a query through the running agent sees."""
+    answer = pb_grpc.QueryServiceStub(agent.channel).ExecuteQuery(pb.ExecuteQueryRequest(
+        sql=f"SELECT count(*) FROM probe_events WHERE session_id = '{session_id}'"), timeout=30)
+    return json.loads(answer.rows_json)[0][0]
+
+
+def held_stream(stub, token: str, first: int, then: int):
+    """A stream named in its metadata, as the command's: it sends `first` rows
+    (if any), holds on until released, then sends `then` rows."""
+    release = threading.Event()
+
+    def requests():
+        if first:
+            yield batch(token, first)
+        assert release.wait(300)
+        yield batch(token, then)
+
+    return release, stub.RecordProbeEvents.future(requests(), metadata=((SESSION_METADATA, token),), timeout=300)
 
 
 def test_attach_recorded_by_the_agent_with_exact_rows(coral, targets, agent):
@@ -184,32 +225,133 @@ def test_db_option_with_an_agent_writes_that_file(coral, targets, agent, tmp_pat
     assert "recorded by the agent" not in result.stderr
 
 
-def test_the_agent_stopping_mid_session_is_said_once_and_the_output_goes_on(coral, targets, agent):
-    target = held_counter(targets, "100000000", "200")
-    attach = coral.popen("probe", "attach", "-o", "jsonl", "coral_work", "--pid", str(target.pid),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+def test_the_agent_stopping_mid_session_is_said_once_and_the_output_goes_on(coral, targets, agent, tmp_path):
+    """300 calls stored by the agent, then the agent stops; the 200 calls made
+    once the command has said so are shown, counted, and not stored."""
+    with open(tmp_path / "events.jsonl", "w") as out:
+        attach = coral.popen("probe", "attach", "-o", "jsonl", "coral_work", "--args", "1",
+                             "--binary", str(targets["counter"]), stdout=out, stderr=subprocess.PIPE)
+    err_lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [err_lines.put(line) for line in attach.stderr], daemon=True).start()
+    said: list[str] = []
+
+    def wait_for_line(part: str) -> str:
+        while True:
+            try:
+                said.append(err_lines.get(timeout=120))
+            except queue.Empty:
+                pytest.fail(f"the command did not say {part!r}: {''.join(said)}")
+            if part in said[-1]:
+                return said[-1]
+
     try:
-        session_id = wait_until_attached(attach).rsplit("session ", 1)[1].split()[0]
-        go(target)
-        for _ in range(2000):
-            assert attach.stdout.readline(), attach.stderr.read()
+        session_id = wait_for_line("coral: attached").rsplit("session ", 1)[1].split()[0]
+        subprocess.run([str(targets["counter"]), "300", "100"], timeout=120)
+        # In the agent's store while the session is still open (the agent's own flush).
+        wait_until("the first 300 rows stored", lambda: agent_rows(agent, session_id) == 300)
         assert agent.terminate() == 0
-        for _ in range(2000):  # shown still, once the agent is gone
-            assert attach.stdout.readline(), attach.stderr.read()
+        wait_for_line("coral: the agent went away: the events from now on are not stored")
+        subprocess.run([str(targets["counter"]), "200", "100"], timeout=120)
     finally:
-        target.kill()
-        target.wait(30)
-    out, err = attach.communicate(timeout=60)
+        attach.send_signal(signal.SIGINT)  # every call made is drained before the summary
+        attach.wait(60)
+    wait_for_line("not stored (")
+    err = "".join(said)
     assert attach.returncode == 0, err
-    assert err.count("coral: the agent went away: the events from now on are not stored") == 1, err
-    summary = err.strip().splitlines()[-1]
+    assert err.count("the events from now on are not stored") == 1, err
+    events = jsonl((tmp_path / "events.jsonl").read_text())
+    assert [e["args"][0] for e in events] == [*range(1, 301), *range(1, 201)]  # shown, all of them
+    summary = said[-1].strip()
     counts = re.search(r"delivered ([\d,]+), .*; (\d+) rows sent to the agent \(session \w+\), ([\d,]+) not stored "
                        r"\(the agent went away\)$", summary)
     assert counts, summary
-    delivered, sent, not_stored = (int(n.replace(",", "")) for n in counts.groups())
-    assert sent + not_stored == delivered and not_stored > 0, summary
+    assert [int(n.replace(",", "")) for n in counts.groups()] == [500, 300, 200], summary
 
     [(hits, reason)] = coral.query("SELECT hits, stop_reason FROM probe_sessions WHERE session_id = ?", [session_id])
     assert (hits, reason) == (None, CUT_REASON)
-    [(stored,)] = coral.query("SELECT count(*) FROM probe_events WHERE session_id = ?", [session_id])
-    assert 0 < stored <= sent
+    assert coral.query("SELECT list(args[1] ORDER BY args[1]) FROM probe_events WHERE session_id = ?",
+                       [session_id]) == [(list(range(1, 301)),)]
+
+
+def test_a_session_is_written_to_only_with_its_secret(coral, agent):
+    stub = pb_grpc.ProbeServiceStub(agent.channel)
+    token = begin(stub)
+    session_id, secret = token.split(".")
+    assert secret and secret not in session_id
+    for wrong in (session_id, f"{session_id}.{'A' * len(secret)}", f"{session_id}.{secret}x"):
+        assert refused(stub.RecordProbeEvents, iter([batch(wrong, 3)])).code() == grpc.StatusCode.PERMISSION_DENIED
+        assert refused(stub.RecordProbeEvents, iter([]), metadata=((SESSION_METADATA, wrong),)).code() == (
+            grpc.StatusCode.PERMISSION_DENIED)
+        assert refused(stub.EndProbeSession, pb.EndProbeSessionRequest(session_id=wrong, stop_reason="taken")
+                       ).code() == grpc.StatusCode.PERMISSION_DENIED
+    assert stub.RecordProbeEvents(iter([batch(token, 3)]), metadata=((SESSION_METADATA, token),), timeout=30).rows == 3
+    assert stub.EndProbeSession(pb.EndProbeSessionRequest(session_id=token, hits=3, delivered=3, stop_reason="test"),
+                                timeout=30).rows == 3
+    assert agent.terminate() == 0
+
+    assert coral.query("SELECT hits, stop_reason FROM probe_sessions") == [(3, "test")]
+    assert coral.query("SELECT count(*) FROM probe_events") == [(3,)]
+
+
+def test_open_sessions_are_capped_and_one_left_without_a_stream_is_ended(coral, agent):
+    stub = pb_grpc.ProbeServiceStub(agent.channel)
+    streaming = begin(stub)
+    release, stream = held_stream(stub, streaming, 0, 3)  # a quiet command's stream: open, nothing sent yet
+    idle = [begin(stub) for _ in range(MAX_OPEN_SESSIONS - 1)]
+    full = refused(stub.BeginProbeSession, pb.BeginProbeSessionRequest(
+        probe_type="uprobe", target="/bin/sender", functions=["sender_fn"], nargs=1))
+    assert full.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, full.details()
+
+    def begun() -> bool:
+        try:
+            begin(stub)
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e.details()
+            return False
+        return True
+
+    # The idle ones are ended NO_STREAM_TIMEOUT_S after their begin; the streaming one goes on.
+    wait_until("room for a session", begun, within_s=NO_STREAM_TIMEOUT_S + 120)
+    release.set()
+    assert stream.result(timeout=60).rows == 3
+    assert stub.EndProbeSession(pb.EndProbeSessionRequest(session_id=streaming, stop_reason="test"),
+                                timeout=30).rows == 3
+    gone = refused(stub.EndProbeSession, pb.EndProbeSessionRequest(session_id=idle[0], stop_reason="late"))
+    assert gone.code() == grpc.StatusCode.NOT_FOUND
+    assert agent.terminate() == 0
+
+    ended = dict(coral.query("SELECT session_id, stop_reason FROM probe_sessions WHERE ended_at IS NOT NULL"))
+    assert ended[streaming.split(".")[0]] == "test"
+    assert [ended.get(token.split(".")[0]) for token in idle] == [NO_STREAM_REASON] * len(idle)
+    assert coral.query("SELECT count(*) FROM probe_events") == [(3,)]
+
+
+def test_a_quiet_session_is_written_while_open_and_survives_a_kill(coral, agent):
+    stub = pb_grpc.ProbeServiceStub(agent.channel)
+    token = begin(stub)
+    session_id = token.split(".")[0]
+    release, stream = held_stream(stub, token, 4, 1)
+    try:
+        # No batch follows to trigger the writer's flush: the agent's own does it.
+        wait_until("a quiet session's rows visible", lambda: agent_rows(agent, session_id) == 4)
+        agent.proc.kill()
+        assert agent.proc.wait(30) == -signal.SIGKILL
+    finally:
+        release.set()
+    with pytest.raises(grpc.RpcError):
+        stream.result(timeout=60)
+
+    assert coral.query("SELECT count(*), max(args[1]) FROM probe_events WHERE session_id = ?",
+                       [session_id]) == [(4, 3)]
+    assert coral.query("SELECT ended_at FROM probe_sessions WHERE session_id = ?", [session_id]) == [(None,)]
+
+
+def test_client_strings_cannot_forge_an_agent_log_line(coral, agent):
+    stub = pb_grpc.ProbeServiceStub(agent.channel)
+    token = begin(stub, target="/bin/t\ncoral agent: forged begin")
+    stub.EndProbeSession(pb.EndProbeSessionRequest(session_id=token, stop_reason="done\ncoral agent: forged end"),
+                         timeout=30)
+    assert agent.terminate() == 0
+    assert not [line for line in agent.lines if line.startswith("coral agent: forged")], agent.lines
+    said = [line for line in agent.lines if "forged" in line]
+    assert len(said) == 2 and all("\\x0a" in line for line in said), said

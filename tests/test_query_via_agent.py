@@ -1,8 +1,10 @@
 """`coral query sql` while `coral agent start` holds the DuckDB file: the query
 goes through the agent's QueryService (real gRPC on its Unix socket) and
 prints what the same query on the file prints once the agent is gone. The
-agent refuses writes in one line and keeps serving; ListFunctions lists a
-real target's functions, program first."""
+agent refuses writes in one line and keeps serving, and refuses a value past
+its reply cap before it holds it; ListFunctions lists a real target's
+functions, program first, and over TCP only targets the agent's
+--allow-probe rules allow."""
 
 import os
 import subprocess
@@ -11,9 +13,11 @@ import time
 import grpc
 import pytest
 
-from coral_probe.api import pb, query_client
+from coral_probe.api import client, pb, query_client
 from coral_probe.paths import live_agent
-from test_agent_service import Agent
+from test_agent_bad_input import tcp_port
+from test_agent_service import Agent, held_counter
+from test_agent_transport import write_token
 
 # Emits rows of known values (the agent stores them), then ends.
 EMITS = """
@@ -125,7 +129,7 @@ def test_list_functions_of_a_binary_and_of_a_process(agent, targets):
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert held.stdout.readline() == "ready\n"
-        listed = query_client.list_functions(agent.channel, pid=held.pid, timeout_s=60, limit=100_000)
+        listed = query_client.list_functions(agent.channel, pid=held.pid, timeout_s=60, limit=10_000)
         files = [f.file for f in listed.functions]
         # The program first, then the libraries it maps (libc among them).
         assert files[0] == f"/proc/{held.pid}/exe"
@@ -142,10 +146,68 @@ def test_list_functions_of_a_binary_and_of_a_process(agent, targets):
     for kwargs, code, says in [
             (dict(binary=counter, pattern="no_such_function"), grpc.StatusCode.NOT_FOUND, "unknown function"),
             (dict(binary="/no/such/binary"), grpc.StatusCode.NOT_FOUND, "binary not found"),
-            (dict(), grpc.StatusCode.INVALID_ARGUMENT, "give a binary or a pid")]:
+            (dict(), grpc.StatusCode.INVALID_ARGUMENT, "give a binary or a pid"),
+            # More could pass gRPC's 4 MiB reply.
+            (dict(binary=counter, limit=10_001), grpc.StatusCode.INVALID_ARGUMENT, "limit 10001: at most 10000")]:
         with pytest.raises(grpc.RpcError) as info:
             query_client.list_functions(agent.channel, timeout_s=60, **kwargs)
         assert info.value.code() == code and says in info.value.details(), info.value.details()
+    assert agent.proc.poll() is None
+
+
+def peak_rss_mb(pid: int) -> int:
+    """The most memory the process ever held (VmHWM), in MiB."""
+    with open(f"/proc/{pid}/status") as status:
+        [kib] = [line.split()[1] for line in status if line.startswith("VmHWM:")]
+    return int(kib) >> 10
+
+
+def test_a_huge_value_is_refused_before_the_agent_holds_it(agent):
+    query_client.execute(agent.channel, "SELECT repeat('x', 1000) AS warm", max_rows=1, timeout_s=60)
+    before = peak_rss_mb(agent.proc.pid)
+    with pytest.raises(grpc.RpcError) as info:
+        # 150 MB of text: DuckDB builds it, but the agent never copies it into
+        # Python (once more as JSON) to find it is too big.
+        query_client.execute(agent.channel, "SELECT repeat('x', 150000000) AS s", max_rows=1, timeout_s=120)
+    assert (info.value.code(), info.value.details()) == (
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "query reply exceeds 3 MiB: select fewer or smaller columns, or add a LIMIT")
+    grown = peak_rss_mb(agent.proc.pid) - before
+    assert grown < 400, f"the agent's peak memory grew {grown} MiB"
+    rows = query_client.execute(agent.channel, "SELECT strlen(repeat('x', 150000000)) AS n", max_rows=1,
+                                timeout_s=120)
+    assert rows.rows == [(150_000_000,)]
+    assert agent.proc.poll() is None
+
+
+def test_over_tcp_list_functions_names_only_targets_the_agents_rules_allow(agent_of, targets, tmp_path):
+    token = write_token(tmp_path / "token", "query-token")
+    agent = agent_of("--listen", "127.0.0.1:0", "--token-file", str(token))  # allows binary:<counter>
+    counter = os.path.realpath(targets["counter"])
+    other = os.path.realpath(targets["manyfuncs"])
+    held = held_counter(targets["counter"], 1)
+    try:
+        with client.channel(f"127.0.0.1:{tcp_port(agent)}", home=tmp_path, token_file=token) as tcp:
+            found = query_client.list_functions(tcp, binary=counter, pattern="coral_*", timeout_s=60)
+            assert "coral_work" in {f.name for f in found.functions}
+            for kwargs, kind, name in [(dict(binary=other), "binary", other),
+                                       (dict(pid=held.pid), "pid", str(held.pid)),
+                                       (dict(pid=held.pid, binary=counter), "pid", str(held.pid)),
+                                       # Refused like a file that exists: the refusal tells nothing.
+                                       (dict(binary="/no/such/binary"), "binary", "/no/such/binary")]:
+                with pytest.raises(grpc.RpcError) as info:
+                    query_client.list_functions(tcp, timeout_s=60, **kwargs)
+                assert (info.value.code(), info.value.details()) == (
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    f"{kind} {name} is not a target a client over TCP may name: no --allow-probe rule of the "
+                    f"agent allows it (the operator may add --allow-probe {kind}:{name})")
+        # Over the Unix socket (the agent's own user) any target.
+        listed = query_client.list_functions(agent.channel, pid=held.pid, pattern="coral_*", timeout_s=60)
+        assert "coral_work" in {f.name for f in listed.functions}
+        assert query_client.list_functions(agent.channel, binary=other, timeout_s=60).functions
+    finally:
+        held.kill()
+        held.wait(30)
     assert agent.proc.poll() is None
 
 

@@ -2,9 +2,12 @@
 script runs in the agent (AgentService.RunScript over its real socket, the
 real Deno sandbox, real uprobes), the client prints what a local run prints
 and exits as it would, the run is recorded in the agent's DuckDB, and a
-SIGTERM to the client stops the run in the agent."""
+SIGTERM to the client stops the run in the agent. Over TCP a client names
+only the targets the agent's --allow-probe rules allow; a client's strings
+cannot forge a line of the agent's log."""
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -14,9 +17,11 @@ from pathlib import Path
 import grpc
 import pytest
 
-from coral_probe.api import pb
-from test_agent_service import Agent, held_counter, programs_left
-from test_uprobe_multi import coral_programs
+from coral_probe.api import client, pb
+from test_agent_bad_input import tcp_port
+from agents import released
+from test_agent_service import Agent, held_counter
+from test_agent_transport import write_token
 
 pytestmark = pytest.mark.bpf
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
@@ -94,13 +99,12 @@ def wait_for_end(agent: Agent, execution_id: str) -> str:
 
 def test_a_counting_run_prints_exits_and_is_recorded_as_a_local_run(agent, coral, targets, tmp_path):
     path = script(tmp_path, "count_work.ts", COUNTS_WORK)
-    before = coral_programs()
     remote = counted_run(coral, targets["counter"], path)
     assert remote == (0, f"subscribed\ndone after {CALLS}\n", "counted\n")
     # The same script run locally (its own store, beside the agent) says the same.
     assert counted_run(coral, targets["counter"], path, "--db", str(tmp_path / "local.duckdb")) == remote
     execution_id = execution_of(agent, "count_work.ts")
-    assert programs_left(before) == {}
+    assert agent.probes_held() == {}
 
     assert agent.terminate() == 0
     assert coral.query("SELECT e.status, e.exit_code, s.name FROM script_executions e"
@@ -161,13 +165,14 @@ def test_bad_targets_and_local_imports_are_one_line(agent, coral, tmp_path):
 
 def test_sigterm_to_the_client_stops_the_run_in_the_agent(agent, coral, targets, tmp_path):
     path = script(tmp_path, "waits.ts", WAITS_ON_WORK)
-    before = coral_programs()
     target = held_counter(targets["counter"], CALLS)
     try:
         run = coral.popen("run", str(path), "--pid", str(target.pid), "--binary", str(targets["counter"]),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         first = run.stdout.readline()
         assert first == "subscribed\n", first + run.stderr.read()
+        held = agent.bpf_held()
+        assert held["prog"]  # the run's probe, held by the agent
         run.send_signal(signal.SIGTERM)
         out, err = run.communicate(timeout=60)
         assert run.returncode == 128 + signal.SIGTERM
@@ -175,7 +180,7 @@ def test_sigterm_to_the_client_stops_the_run_in_the_agent(agent, coral, targets,
         execution_id = execution_of(agent, "waits.ts")
         assert wait_for_end(agent, execution_id).startswith(
             f"coral agent: execution {execution_id} ended stopped, exit code ")
-        assert programs_left(before) == {}
+        assert released(held) == {} and agent.probes_held() == {}
     finally:
         target.kill()
         target.wait(30)
@@ -259,6 +264,11 @@ def test_the_rpc_streams_the_execution_its_lines_emits_and_end(agent, targets):
      "invalid --timeout 90000: must be above 0 and at most 86400 (24h)"),
     ({"code": "x" * (2 << 20)}, grpc.StatusCode.INVALID_ARGUMENT,
      "script refused: its code is 2097152 bytes, over the 1 MiB limit of a script run through the agent"),
+    # With the ".ts" the agent adds, one byte past what a file name may have.
+    ({"name": "a" * 253}, grpc.StatusCode.INVALID_ARGUMENT,
+     "invalid name: a file name has at most 255 bytes with its suffix, this one 256"),
+    ({"name": "é" * 127 + ".ts"}, grpc.StatusCode.INVALID_ARGUMENT,  # 130 characters, 257 bytes
+     "invalid name: a file name has at most 255 bytes with its suffix, this one 257"),
 ])
 def test_the_rpc_refuses_bad_requests_in_one_line(agent, request_fields, code, message):
     request = pb.RunScriptRequest(**{"code": 'console.log("never");\n', **request_fields})
@@ -266,4 +276,55 @@ def test_the_rpc_refuses_bad_requests_in_one_line(agent, request_fields, code, m
         list(agent.stub.RunScript(request, timeout=60))
     assert (info.value.code(), info.value.details()) == (code, message)
     assert dict(info.value.trailing_metadata())["coral-exit-code"] == "2"
+    assert agent.proc.poll() is None
+
+
+HELLO = 'console.log("hello");\n'
+
+
+def run_to_end(stub, **fields) -> list:
+    outputs = list(stub.RunScript(pb.RunScriptRequest(code=HELLO, **fields), timeout=120))
+    assert outputs[-1].end.status == "completed", outputs[-1]
+    return outputs
+
+
+def test_a_name_at_the_limit_runs_and_line_breaks_cannot_forge_log_lines(agent):
+    run_to_end(agent.stub, name="a" * 252)  # 255 bytes with ".ts"
+    assert any(line.startswith(f"coral agent: running {'a' * 252}.ts as execution ") for line in agent.lines)
+    outputs = run_to_end(agent.stub, name="x\ncoral agent: forged", created_by="me\ncoral agent: forged too")
+    execution_id = outputs[0].execution_id
+    assert not [line for line in agent.lines if line.startswith("coral agent: forged")], agent.lines
+    assert (f"coral agent: running x\\x0acoral agent: forged.ts as execution {execution_id} for `coral run` "
+            "(by me\\x0acoral agent: forged too)") in agent.lines
+
+
+def test_over_tcp_a_run_names_only_targets_the_agents_rules_allow(agent_of, targets, tmp_path):
+    token = write_token(tmp_path / "token", "run-token")
+    agent = agent_of("--listen", "127.0.0.1:0", "--token-file", str(token))  # allows binary:<counter>
+    counter = os.path.realpath(targets["counter"])
+    other = os.path.realpath(targets["manyfuncs"])
+    held = held_counter(targets["counter"], CALLS)
+    try:
+        with client.channel(f"127.0.0.1:{tcp_port(agent)}", home=tmp_path, token_file=token) as tcp:
+            stub = client.stub(tcp)
+            for fields, kind, name in [({"binary": other}, "binary", other),
+                                       ({"pid": held.pid}, "pid", str(held.pid)),
+                                       ({"pid": held.pid, "binary": counter}, "pid", str(held.pid)),
+                                       # Refused like a file that exists: the refusal tells nothing.
+                                       ({"binary": "/no/such/binary"}, "binary", "/no/such/binary")]:
+                with pytest.raises(grpc.RpcError) as info:
+                    list(stub.RunScript(pb.RunScriptRequest(code=HELLO, **fields), timeout=60))
+                assert (info.value.code(), info.value.details()) == (
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    f"{kind} {name} is not a target a client over TCP may name: no --allow-probe rule of the "
+                    f"agent allows it (the operator may add --allow-probe {kind}:{name})")
+                assert dict(info.value.trailing_metadata())["coral-exit-code"] == "2"
+            run_to_end(stub, binary=counter)  # the rule's binary
+            run_to_end(stub)  # no target at all
+        # Over the Unix socket (the agent's own user) any target.
+        run_to_end(agent.stub, pid=held.pid, binary=counter)
+        run_to_end(agent.stub, binary=other)
+    finally:
+        held.kill()
+        held.wait(30)
     assert agent.proc.poll() is None

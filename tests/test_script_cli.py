@@ -164,7 +164,7 @@ def test_deploy_defaults_and_event_trigger(agent, tmp_path):
     assert once.mode == pb.SCRIPT_MODE_AD_HOC and once.timeout_seconds == 0 and not once.params
     assert once.created_by == "ci-bot"
     assert ev.trigger.event.condition == "SELECT 1 FROM emitted_events"
-    assert ev.trigger.event.check_interval_seconds == 30
+    assert ev.trigger.event.check_interval_seconds == 0  # the agent's default (agent/triggers.py)
     assert ev2.trigger.event.check_interval_seconds == 90
 
 
@@ -203,6 +203,13 @@ def test_exactly_one_mebibyte_is_sent(agent, tmp_path):
     f.write_bytes(b"/" * (1 << 20))
     assert agent.coral.run("script", "deploy", "--name", "edge", "--file", str(f)).returncode == 0
     assert len(agent.requests[0][1].script.code) == 1 << 20
+
+
+def test_the_size_checked_before_sending_is_the_agents():
+    from coral_probe import script_cli
+    from coral_probe.agent import registry
+
+    assert script_cli.MAX_CODE_BYTES == registry.MAX_CODE_BYTES
 
 
 def test_list_table_and_filter(agent):

@@ -3,11 +3,14 @@ real Deno checks and runs, real DuckDB."""
 
 import json
 import threading
+import time
 
 import pytest
 
 from coral_probe.agent.registry import InvalidScript, ScriptNotFound, ScriptRegistry
 from coral_probe.agent.runtime import AgentRuntime
+from coral_probe.agent.subscriptions import AgentTarget
+from coral_probe.errors import CoralError
 from coral_probe.store import Store
 from test_detach import coral_programs
 
@@ -38,11 +41,40 @@ def agent(coral_home):
         store.close()
 
 
+def wait_until(predicate, what: str, timeout: float = 120.0, poll: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(poll)
+
+
+def log_lines(registry, ref, **kwargs) -> list[str]:
+    return [line for batch in registry.log_batches(ref, **kwargs) for _, _, line, _ in batch.rows]
+
+
 def wait_ended(registry, ref):
-    done = threading.Event()
-    for _ in registry.logs(ref, tail=0, follow=True, stop_event=done):
-        pass
+    log_lines(registry, ref, tail=0, follow=True)
     return registry.status(ref)
+
+
+def deploy(registry, name, code=EMITS_AND_ENDS, daemon=False):
+    return registry.deploy(name=name, code=code, params={}, daemon=daemon, timeout_s=None, created_by="t")
+
+
+def hook_start(executor, before_start):
+    """`before_start(script_id)` runs inside the executor's next start, before
+    it does anything (as a start's `deno info` would take its time)."""
+    start = executor.start
+
+    def hooked(script, **kwargs):
+        del executor.start  # once
+        before_start(script.parent.parent.name)
+        return start(script, **kwargs)
+    executor.start = hooked
 
 
 def test_deploy_runs_and_records_emits_status_and_logs(agent, coral_home):
@@ -51,7 +83,7 @@ def test_deploy_runs_and_records_emits_status_and_logs(agent, coral_home):
                                timeout_s=None, created_by="test")
     assert deployed.version == 1
     assert (coral_home / "scripts" / deployed.script_id / "1" / "main.ts").read_text() == EMITS_AND_ENDS
-    lines = [entry.line for entry in registry.logs("hello", tail=100, follow=True)]
+    lines = log_lines(registry, "hello", tail=100, follow=True)
     assert lines == ["hello from the registry", "bye"]
     status = registry.status("hello")
     assert status.script.status == "completed" and status.script.created_by == "test"
@@ -162,3 +194,68 @@ def test_stop_and_delete_by_name(agent):
     registry.delete("busy")
     assert runtime.executor.running() == 0
     assert [r.name for r in registry.list()] == ["kept"]
+
+
+def test_a_start_holds_no_lock_and_a_stop_during_it_stops_the_fresh_run(agent):
+    runtime, registry = agent
+    other = deploy(registry, "other", WAITS, daemon=True)
+    stoppers: list[threading.Thread] = []
+
+    def meanwhile(script_id):
+        # Another script's stop is not held up by this start...
+        elsewhere = threading.Thread(target=registry.stop, args=(other.script_id,))
+        elsewhere.start()
+        elsewhere.join(60)
+        assert not elsewhere.is_alive(), "the stop of another script waited for this start"
+        # ...and this script's own stop is taken at once, its run stopped as soon as it started.
+        stoppers.append(threading.Thread(target=registry.stop, args=(script_id,)))
+        stoppers[0].start()
+        wait_until(lambda: registry.status(script_id).script.status == "stopped", "the stop during the start")
+
+    hook_start(runtime.executor, meanwhile)
+    starting = deploy(registry, "starting", WAITS, daemon=True)
+    stoppers[0].join(60)
+    assert not stoppers[0].is_alive()
+    assert registry.status(other.script_id).script.status == "stopped"
+    status = registry.status(starting.script_id)
+    assert status.script.status == "stopped"  # what the operator asked, not running
+    [execution] = status.executions
+    assert execution.status == "stopped" and "stopped by request" in execution.end_reason
+    assert runtime.executor.running() == 0
+
+
+def test_a_start_that_finds_the_last_slot_taken_is_queued_first_not_failed(agent):
+    runtime, registry = agent
+    runtime.executor.max_concurrent = 1
+    taken = []
+
+    def coral_run_takes_the_slot(_script_id):
+        # A `coral run` through the agent, between the registry's look at the room and its start.
+        source = registry.scripts_dir.parent / "adhoc.ts"
+        source.write_text(WAITS)
+        taken.append(runtime.executor.start(source, target=AgentTarget(), timeout_s=600))
+
+    hook_start(runtime.executor, coral_run_takes_the_slot)
+    deployed = deploy(registry, "queued")
+    status = registry.status("queued")
+    assert (status.script.status, status.executions) == ("pending", [])
+    runtime.executor.stop(taken[0], "done")  # its end starts the queued script
+    assert log_lines(registry, "queued", follow=True) == ["hello from the registry", "bye"]
+    [execution] = registry.status(deployed.script_id).executions
+    assert (registry.status("queued").script.status, execution.status) == ("completed", "completed")
+
+
+def test_a_deploy_checked_while_the_agent_stops_is_refused_and_not_stored(agent, coral_home):
+    runtime, registry = agent
+    validate = registry._validate
+
+    def agent_stops_as_deno_checks(staging, data):
+        validate(staging, data)
+        registry.close()
+    registry._validate = agent_stops_as_deno_checks
+    with pytest.raises(CoralError) as info:
+        deploy(registry, "late")
+    assert str(info.value) == "the agent is stopping; no deployments now"
+    with runtime.store.cursor() as cur:
+        assert cur.execute("SELECT count(*) FROM scripts").fetchone()[0] == 0
+    assert not any((coral_home / "scripts").glob("[!.]*"))

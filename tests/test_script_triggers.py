@@ -4,7 +4,7 @@ runs, real DuckDB rows, the registry's trigger thread in-process, and a real
 
 import json
 import socket
-import time
+import threading
 from datetime import datetime, timedelta, timezone
 
 import grpc
@@ -14,7 +14,7 @@ from coral_probe.agent.registry import InvalidScript, ScriptRegistry
 from coral_probe.agent.triggers import EVENT, SCHEDULE, Trigger
 from coral_probe.api import pb
 from test_agent_service import code_of
-from test_script_registry import WAITS, agent  # noqa: F401 (fixture)
+from test_script_registry import WAITS, agent, log_lines, wait_until  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.bpf
 
@@ -34,17 +34,23 @@ await coral.emit("flag", { on: on === "true" });
 FLAG_IS_ON = ("SELECT 1 FROM (SELECT data FROM emitted_events WHERE name = 'flag' ORDER BY timestamp DESC LIMIT 1)"
               " WHERE json_extract_string(data, '$.on') = 'true'")
 EVERY_2S = "*/2 * * * * *"  # seconds first
-
-
-def wait_until(predicate, what: str, timeout: float = 120.0, poll: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(poll)
+# Runs until the test writes a `coral_test_release` metric (a row every script may read).
+HOLDS = """
+import * as coral from "@coral/sdk";
+console.log("holding");
+for (;;) {
+  const { rows } = await coral.db.query(
+    "SELECT count(*) AS n FROM system_metrics_local WHERE name = 'coral_test_release'");
+  if (Number(rows[0].n) > 0) break;
+  await new Promise((resolve) => setTimeout(resolve, 200));
+}
+console.log("released");
+"""
+# True while the newest `coral_test_flag` metric is 1 (the test writes them to the store).
+METRIC_IS_ON = ("SELECT 1 FROM (SELECT value FROM system_metrics_local WHERE name = 'coral_test_flag'"
+                " ORDER BY timestamp DESC LIMIT 1) WHERE value = 1")
+# Its constant parts take far longer than the 10s a condition may take to bind.
+SLOW_TO_BIND = "SELECT 1 WHERE abs(levenshtein(repeat('a', 130000), repeat('b', 130000))) < 0"
 
 
 def executions(store, script_id: str) -> list[tuple[str, str, int | None]]:
@@ -76,8 +82,13 @@ def test_a_seconds_cron_fires_again_and_again_until_stopped(agent):  # noqa: F81
     assert registry.stop("tick").status == "stopped"
     assert not registry.triggers.is_armed(deployed.script_id)
     count = len(executions(runtime.store, deployed.script_id))
-    time.sleep(5)  # two more cron periods: a stopped script is not fired
-    assert len(executions(runtime.store, deployed.script_id)) == count
+    # Two more of its cron periods, seen by the trigger thread itself: a witness's
+    # check due after them has been made (the thread takes turns in time order).
+    witness = deploy(registry, "witness", TICKS, Trigger(EVENT, condition="SELECT 1 WHERE false", check_interval_s=1))
+    after = datetime.now(timezone.utc) + timedelta(seconds=4)
+    wait_until(lambda: registry.triggers.next_due(witness.script_id) > after + timedelta(seconds=1),
+               "the trigger thread past two more cron periods")
+    assert len(executions(runtime.store, deployed.script_id)) == count  # a stopped script is not fired
     assert registry.status("tick").script.status == "stopped"
     assert runtime.executor.running() == 0
 
@@ -86,12 +97,13 @@ def test_a_five_field_cron_waits_for_its_time_and_is_armed_again_at_start(agent)
     runtime, registry = agent
     before = datetime.now(timezone.utc)
     nightly = deploy(registry, "every5m", TICKS, Trigger(SCHEDULE, cron="*/5 * * * *"))
+    armed = datetime.now(timezone.utc)  # after the deploy's checks, which may cross a 5-minute mark
     watcher = deploy(registry, "watcher", TICKS, Trigger(EVENT, condition="SELECT 1 WHERE false", check_interval_s=2))
     stopped = deploy(registry, "stopped", TICKS, Trigger(SCHEDULE, cron="0 3 * * *"))
     registry.stop("stopped")
     due = registry.triggers.next_due(nightly.script_id)
     assert (due.minute % 5, due.second, due.microsecond) == (0, 0, 0)
-    assert before < due <= before + timedelta(minutes=5)
+    assert before < due <= armed + timedelta(minutes=5)
     assert registry.status("every5m").script.status == "pending"
     assert executions(runtime.store, nightly.script_id) == []
     listed = {r.name: r.trigger for r in registry.list()}
@@ -168,6 +180,47 @@ def test_a_fire_while_its_run_is_still_going_starts_no_second_copy(agent, capsys
     assert [s for _, s, _ in executions(runtime.store, slow.script_id)] == ["stopped"]
 
 
+def test_a_rising_edge_during_the_last_run_fires_once_that_run_ended(agent):  # noqa: F811
+    runtime, registry = agent
+    checks = registry.triggers.checks
+
+    def flag(value: float) -> None:
+        runtime.store.record_system_metrics([("coral_test_flag", value, "")])
+        wanted = checks[watcher.script_id] + 2  # the check under way may have read before this write
+        wait_until(lambda: checks[watcher.script_id] >= wanted, "two more checks of the condition")
+
+    watcher = deploy(registry, "holder", HOLDS, Trigger(EVENT, condition=METRIC_IS_ON, check_interval_s=1))
+    flag(1)
+    wait_until(lambda: registry.status("holder").script.status == "running", "the first fire")
+    flag(0)
+    runtime.store.record_system_metrics([("coral_test_flag", 1, "")])  # rises again while the first run holds
+    wait_until(lambda: registry.fires_skipped[watcher.script_id] >= 1, "the fire skipped during the run")
+    assert len(executions(runtime.store, watcher.script_id)) == 1  # never a second copy
+    runtime.store.record_system_metrics([("coral_test_release", 1, "")])
+    done = wait_until(lambda: [e for e in executions(runtime.store, watcher.script_id) if e[1] == "completed"][1:],
+                      "the pending rising edge fired once the first run ended")
+    assert [code for _, _, code in done] == [0]
+    wait_until(lambda: registry.status("holder").script.status == "pending", "the second run ended")
+    flag(1)  # still on: no third fire
+    assert [status for _, status, _ in executions(runtime.store, watcher.script_id)] == ["completed", "completed"]
+
+
+def test_logs_follow_of_an_armed_script_waits_for_its_first_fire(agent):  # noqa: F811
+    runtime, registry = agent
+    watcher = deploy(registry, "later", TICKS, Trigger(EVENT, condition=METRIC_IS_ON, check_interval_s=1))
+    lines: list[str] = []
+    follower = threading.Thread(target=lambda: lines.extend(log_lines(registry, "later", follow=True)))
+    follower.start()
+    wanted = registry.triggers.checks[watcher.script_id] + 2
+    wait_until(lambda: registry.triggers.checks[watcher.script_id] >= wanted, "two checks before any fire")
+    assert follower.is_alive() and lines == []  # waiting, not returned empty
+    runtime.store.record_system_metrics([("coral_test_flag", 1, "")])
+    follower.join(120)
+    assert not follower.is_alive() and lines == ["tick"]
+    [(_, status, code)] = executions(runtime.store, watcher.script_id)
+    assert (status, code) == ("completed", 0)
+
+
 @pytest.mark.parametrize("trigger, message", [
     (Trigger(SCHEDULE, cron="61 * * * *"), "invalid cron '61 * * * *': "),
     (Trigger(SCHEDULE, cron="every minute"), "invalid cron 'every minute': 5 fields"),
@@ -175,6 +228,7 @@ def test_a_fire_while_its_run_is_still_going_starts_no_second_copy(agent, capsys
     (Trigger(EVENT, condition="SELECT * FROM duckdb_tables()"), "invalid condition: a trigger condition may not read"),
     (Trigger(EVENT, condition="SELECT nope FROM emitted_events"), "invalid condition: Binder Error"),
     (Trigger(EVENT, condition="SELECT 1", check_interval_s=0.5), "invalid check interval 0.5s"),
+    (Trigger(EVENT, condition=SLOW_TO_BIND), "invalid condition: binding it took over 10s"),
 ])
 def test_bad_triggers_are_refused_before_anything_is_stored(agent, trigger, message):  # noqa: F811
     _, registry = agent

@@ -78,9 +78,13 @@ class ProbePolicy:
         # path of /proc/self/cwd/x or /proc/1/fd/3 is the agent's to know.
         self._require("binary", real, target, shown=spec, rule="binary:<its real path>")
 
+    def allows(self, kind: str, name: str) -> bool:
+        """Whether an operator's rule allows `name` (a real path for "binary")."""
+        return any(r.kind == kind and fnmatch.fnmatchcase(name, r.pattern) for r in self.rules)
+
     def _require(self, kind: str, name: str, target: "AgentTarget", shown: str | None = None,
                  rule: str | None = None) -> None:
-        if any(r.kind == kind and fnmatch.fnmatchcase(name, r.pattern) for r in self.rules):
+        if self.allows(kind, name):
             return
         given = "; allowed: " + ", ".join(map(str, self.rules)) if self.rules else ""
         raise PermissionDenied(

@@ -13,10 +13,10 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import CoralError, NotFound
+from ..errors import CoralError, NotFound, ResourceExhausted
 from .executor import AD_HOC_TIMEOUT_S, DAEMON_TIMEOUT_S, Executor, ScriptRun
 from .leftovers import remove_leftovers
 from .subscriptions import AgentTarget
@@ -27,7 +27,9 @@ MAX_RUNNING = 5
 NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 ENTRY = "main.ts"
 FOLLOW_POLL_S = 0.2
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# How long a stop of a script whose run is starting, or that run's end, waits
+# for its start to be recorded (a start's confined `deno info` takes up to 60s).
+START_WAIT_S = 120.0
 FOLLOW_BATCH = 5000  # rows a follower reads at once: its memory stays bounded however far behind it is
 # Statuses of a deployed script (`scripts.status`).
 PENDING, RUNNING, STOPPED, COMPLETED, FAILED, DELETED = \
@@ -59,15 +61,6 @@ class ExecutionRecord:
     ended_at: datetime | None
     exit_code: int | None
     end_reason: str | None
-
-
-@dataclass(frozen=True)
-class LogLine:
-    execution_id: str
-    timestamp: datetime | None  # None: the end-of-execution count of dropped lines
-    stream: str
-    line: str
-    lost: int = 0  # lines of the execution its limits dropped just before this one
 
 
 @dataclass(frozen=True)
@@ -115,6 +108,10 @@ class ScriptRegistry:
         self.max_running = max_running
         self._lock = threading.RLock()
         self._pending: deque[str] = deque()      # script ids, oldest first
+        # Script ids whose executor.start is under way (without the lock), and
+        # the stop asked for each meanwhile: its run is stopped once started.
+        self._starting: dict[str, str | None] = {}
+        self._started = threading.Condition(self._lock)  # notified as each start is recorded or fails
         self._runs: dict[str, ScriptRun] = {}     # script id -> its running execution
         self._scripts_of: dict[str, str] = {}     # execution id -> script id
         self._settled: dict[str, threading.Event] = {}  # execution id -> set once _ended has run
@@ -127,10 +124,13 @@ class ScriptRegistry:
 
     def close(self) -> None:
         """No more starts (call before the executor stops its runs at shutdown):
-        what was running keeps its status for a restart to find."""
-        with self._lock:
+        what was running keeps its status for a restart to find. A start under
+        way is waited for (its run is stopped at once), so the executor's stop
+        finds every run."""
+        with self._started:
             self._closed = True
             self._pending.clear()
+            self._started.wait_for(lambda: not self._starting, START_WAIT_S)
         self.triggers.close()
         if self._ended in self.executor.on_end:
             self.executor.on_end.remove(self._ended)
@@ -170,6 +170,8 @@ class ScriptRegistry:
         try:
             self._validate(staging, data)
             with self._lock:
+                if self._closed:  # it stopped during the checks: nothing recorded after close()
+                    raise CoralError("the agent is stopping; no deployments now")
                 with self.store.cursor() as cur:
                     version = cur.execute("SELECT coalesce(max(version), 0) + 1 FROM scripts"
                                           " WHERE name = ? AND mode IS NOT NULL", [name]).fetchone()[0]
@@ -188,19 +190,19 @@ class ScriptRegistry:
                                 [script_id, name, code, version, datetime.now(timezone.utc), created_by,
                                  json.dumps(params), "daemon" if daemon else "ad-hoc", timeout, PENDING,
                                  trigger.kind, trigger.cron, trigger.condition, trigger.check_interval_s])
-                stopping = [self._mark_stopped(old, STOPPED) for old in older]
+                stopping = [self._mark_stopped(old, STOPPED, f"replaced by version {version}") for old in older]
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             shutil.rmtree(self.scripts_dir / script_id, ignore_errors=True)
             raise
         # The old version's run ends (streams, grace, kill) before the new one takes its place.
         self._end_runs([r for r in stopping if r is not None], f"replaced by version {version}")
-        with self._lock:
-            if trigger.kind == MANUAL:
+        if trigger.kind == MANUAL:
+            with self._lock:
                 self._pending.append(script_id)
-                self._pump()
-            else:
-                self.triggers.arm(script_id, trigger)
+            self._pump()
+        else:
+            self.triggers.arm(script_id, trigger)
         return Deployed(script_id, version, replaced[0] if replaced else None)
 
     def _validate(self, staging: Path, data: bytes) -> None:
@@ -223,32 +225,77 @@ class ScriptRegistry:
     # -- running ----------------------------------------------------------
 
     def _pump(self) -> None:
-        """Starts pending scripts, oldest first, while there is room. Lock held."""
-        while self._pending and not self._closed and len(self._runs) < self.max_running \
-                and self.executor.running() < self.executor.max_concurrent:
-            script_id = self._pending.popleft()
-            with self.store.cursor() as cur:
-                row = cur.execute("SELECT version, params, timeout_s, status FROM scripts WHERE id = ?",
-                                  [script_id]).fetchone()
-            if row is None or row[3] != PENDING:
-                continue
-            version, params, timeout, _ = row
+        """Starts pending scripts, oldest first, while there is room. Called
+        without the lock: a start (a confined `deno info`) takes seconds, and
+        another script's stop, deploy or log follower must not wait for it."""
+        while (picked := self._pick()) is not None:
+            script_id, version, params, timeout = picked
             try:
                 run = self.executor.start(self.scripts_dir / script_id / str(version) / ENTRY, target=AgentTarget(),
                                           params=json.loads(params or "{}"), timeout_s=timeout, script_id=script_id)
-            except CoralError as e:
-                print(f"coral: deployed script {script_id} did not start: {e}", file=sys.stderr, flush=True)
-                # A triggered one stays armed: its next fire tries again.
-                self._set_status(script_id, PENDING if self.triggers.is_armed(script_id) else FAILED)
+            except ResourceExhausted:
+                # Its slot taken meanwhile (a `coral run` through the agent): first in line at the next end.
+                with self._started:
+                    self._unmark_starting(script_id)
+                    if self._status_of(script_id) == PENDING and not self._closed:
+                        self._pending.appendleft(script_id)
+                    # Unless that end came meanwhile and its _pump passed this script by.
+                    if self.executor.running() + len(self._starting) >= self.executor.max_concurrent:
+                        return
                 continue
-            self._runs[script_id] = run
-            self._scripts_of[run.execution_id] = script_id
-            self._settled[run.execution_id] = threading.Event()
-            self._set_status(script_id, RUNNING)
+            except BaseException as e:
+                with self._started:
+                    self._unmark_starting(script_id)
+                    if isinstance(e, CoralError) and self._status_of(script_id) == PENDING:
+                        print(f"coral: deployed script {script_id} did not start: {e}", file=sys.stderr, flush=True)
+                        # A triggered one stays armed: its next fire tries again.
+                        self._set_status(script_id, PENDING if self.triggers.is_armed(script_id) else FAILED)
+                if not isinstance(e, CoralError):
+                    raise
+                continue
+            with self._started:
+                stop = self._unmark_starting(script_id)
+                self._runs[script_id] = run
+                self._scripts_of[run.execution_id] = script_id
+                self._settled[run.execution_id] = threading.Event()
+                if self._closed:
+                    stop = stop or "the agent is stopping"
+                elif stop is None:
+                    self._set_status(script_id, RUNNING)
+            if stop is not None:  # stopped, deleted or replaced while it started: its status says so
+                self.executor.stop(run, stop)
+
+    def _pick(self) -> tuple[str, int, str | None, float] | None:
+        """The next pending script to start, marked starting, and what its
+        start needs; None when there is none or no room."""
+        with self._lock:
+            while self._pending and not self._closed \
+                    and len(self._runs) + len(self._starting) < self.max_running \
+                    and self.executor.running() + len(self._starting) < self.executor.max_concurrent:
+                script_id = self._pending.popleft()
+                with self.store.cursor() as cur:
+                    row = cur.execute("SELECT version, params, timeout_s, status FROM scripts WHERE id = ?",
+                                      [script_id]).fetchone()
+                if row is not None and row[3] == PENDING:
+                    self._starting[script_id] = None
+                    return script_id, *row[:3]
+            return None
+
+    def _unmark_starting(self, script_id: str) -> str | None:
+        """Lock held: its start is over; the stop asked for meanwhile, if any."""
+        self._started.notify_all()
+        return self._starting.pop(script_id, None)
+
+    def _deployed_id(self, run: ScriptRun) -> str | None:
+        """The script a run is of, from its path (scripts/<id>/<version>/main.ts)."""
+        return run.script.parent.parent.name if run.script.parent.parent.parent == self.scripts_dir.resolve() \
+            else None
 
     def _ended(self, run: ScriptRun) -> None:
         """The executor's end of a run: the script's status follows, the queue moves."""
-        with self._lock:
+        with self._started:
+            # One that ended before its start was recorded: after the record.
+            self._started.wait_for(lambda: self._deployed_id(run) not in self._starting, START_WAIT_S)
             script_id = self._scripts_of.pop(run.execution_id, None)
             if script_id is not None and self._runs.get(script_id) is run:
                 del self._runs[script_id]
@@ -256,17 +303,21 @@ class ScriptRegistry:
                     # Triggered: pending again, waiting for its next fire (its last execution says how this one ended).
                     self._set_status(script_id, PENDING if self.triggers.is_armed(script_id) else {
                         "completed": COMPLETED, "stopped": STOPPED, "timeout": STOPPED}.get(run.status, FAILED))
-            self._pump()
             settled = self._settled.pop(run.execution_id, None)
+        self._pump()
         if settled is not None:
             settled.set()
 
-    def _mark_stopped(self, script_id: str, status: str) -> ScriptRun | None:
-        """Lock held: no longer pending or running; its run, if any, to end."""
+    def _mark_stopped(self, script_id: str, status: str, reason: str) -> ScriptRun | None:
+        """Lock held: no longer pending or running; its run, if any, to end.
+        One starting is stopped as soon as it started (waited for here)."""
         if script_id in self._pending:
             self._pending.remove(script_id)
         self.triggers.disarm(script_id)
         self._set_status(script_id, status)
+        if script_id in self._starting:
+            self._starting[script_id] = reason
+            self._started.wait_for(lambda: script_id not in self._starting, START_WAIT_S)
         return self._runs.get(script_id)
 
     def _end_runs(self, runs: list[ScriptRun], reason: str) -> None:
@@ -307,7 +358,7 @@ class ScriptRegistry:
                                 [PENDING if mode == "daemon" else INTERRUPTED, script_id])
             again = [script_id for script_id, mode in scripts if mode == "daemon"]
             self._pending.extend(again)
-            self._pump()
+        self._pump()
         shutil.rmtree(self.scripts_dir / ".staging", ignore_errors=True)  # deployments cut short
         if stale or scripts:
             _log(f"after a restart: {len(stale)} execution(s) marked interrupted, {len(again)} daemon script(s)"
@@ -332,20 +383,21 @@ class ScriptRegistry:
         if rows:
             _log(f"{len(rows)} script trigger{'s' if len(rows) > 1 else ''} armed again")
 
-    def _fire(self, script_id: str) -> None:
+    def _fire(self, script_id: str) -> bool:
         """A trigger's turn (on the trigger thread): a new execution of this
-        version through the queue, unless its last one is still going."""
+        version through the queue, unless its last one is still going (False)."""
         with self._lock:
             status = self._status_of(script_id)
             if self._closed or status not in (PENDING, RUNNING):  # stopped or deleted as it fired
-                return
-            if script_id in self._runs or script_id in self._pending:
+                return True
+            if script_id in self._runs or script_id in self._pending or script_id in self._starting:
                 self.fires_skipped[script_id] += 1
                 _log(f"trigger of deployed script {script_id} fired while its last run is still going:"
                      " not started again")
-                return
+                return False
             self._pending.append(script_id)
-            self._pump()
+        self._pump()
+        return True
 
     # -- operator's commands ----------------------------------------------
 
@@ -353,7 +405,8 @@ class ScriptRegistry:
         script_id = self._resolve(ref)
         with self._lock:
             status = self._status_of(script_id)
-            run = self._mark_stopped(script_id, STOPPED) if status in (PENDING, RUNNING) else None
+            run = self._mark_stopped(script_id, STOPPED, "stopped by request") if status in (PENDING, RUNNING) \
+                else None
         if run is not None:
             self._end_runs([run], "stopped by request")
         return self._record(script_id)
@@ -366,12 +419,13 @@ class ScriptRegistry:
                 "SELECT id FROM scripts WHERE name = ? AND mode IS NOT NULL AND status <> ?",
                 [ref, DELETED]).fetchall()]
         with self._lock:
-            runs = [r for r in (self._mark_stopped(i, DELETED) for i in ids) if r is not None]
+            runs = [r for r in (self._mark_stopped(i, DELETED, "deleted") for i in ids) if r is not None]
         self._end_runs(runs, "deleted")
 
     def list(self, status: str | None = None, all_versions: bool = False) -> list[ScriptRecord]:
-        """The latest version of each name (`all_versions`: every version);
-        deleted ones only when asked for."""
+        """The latest version of each name (`all_versions`: every version),
+        of `status` if given; deleted ones only as `status="deleted"` (what
+        DeleteScript reads to say which it deleted), never in "all"."""
         sql = f"SELECT {_COLUMNS}, {_LAST} FROM scripts s WHERE s.mode IS NOT NULL"
         if not all_versions:
             sql += (" AND s.version = (SELECT max(version) FROM scripts t"
@@ -394,15 +448,6 @@ class ScriptRegistry:
                                " FROM script_executions WHERE script_id = ? ORDER BY started_at DESC LIMIT ?",
                                [script_id, max(0, int(tail))]).fetchall()
         return ScriptStatus(self._record(script_id), [ExecutionRecord(*r) for r in rows])
-
-    def logs(self, ref: str, *, tail: int = 100, follow: bool = False, stop_event: threading.Event | None = None,
-             execution_id: str | None = None) -> Iterator[LogLine]:
-        """log_batches() one line at a time."""
-        for batch in self.log_batches(ref, tail=tail, follow=follow, stop_event=stop_event,
-                                      execution_id=execution_id):
-            for us, stream, line, lost in batch.rows:
-                stamp = None if us is None else _EPOCH + timedelta(microseconds=us)
-                yield LogLine(batch.execution_id, stamp, stream, line, lost)
 
     def log_batches(self, ref: str, *, tail: int = 100, follow: bool = False,
                     stop_event: threading.Event | None = None, execution_id: str | None = None) -> Iterator[LogBatch]:
@@ -460,11 +505,13 @@ class ScriptRegistry:
 
     def _latest_execution(self, script_id: str, follow: bool, stop_event: threading.Event) -> str | None:
         """The running execution, else the newest recorded one; a follower of a
-        pending script waits for its first."""
+        pending script (queued, or its trigger armed) waits for its first."""
         while True:
             with self._lock:
                 run = self._runs.get(script_id)
-                waiting = script_id in self._pending
+                # Queued or starting, or its trigger armed: its first execution is to come.
+                waiting = script_id in self._pending or script_id in self._starting \
+                    or self.triggers.is_armed(script_id)
             if run is not None:
                 return run.execution_id
             with self.store.cursor() as cur:

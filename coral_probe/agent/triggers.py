@@ -5,6 +5,9 @@ first returns a row (false → true; not again while it keeps returning rows).
 Firing only asks the registry for a run: the registry keeps the queue (at
 most 5 running) and never starts a second copy of a script still going."""
 
+import json
+import subprocess
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -15,7 +18,7 @@ import duckdb
 from croniter import CroniterError, croniter
 
 from ..errors import CoralError
-from ..query_scope import check_statement
+from ..query_scope import TABLES, check_statement
 
 MANUAL, SCHEDULE, EVENT = "manual", "schedule", "event"
 CHECK_INTERVAL_S = 30.0
@@ -23,6 +26,23 @@ MIN_CHECK_INTERVAL_S = 1.0
 MAX_CHECK_INTERVAL_S = 86400.0
 # A condition runs on the trigger thread: a slow one delays the others' turns, so it is cut off.
 CONDITION_TIMEOUT_S = 10.0
+# Binding a condition evaluates its constant parts (even with the optimizer off)
+# and DuckDB's interrupt is not looked at meanwhile: so the deploy binds it in a
+# child process, killed after CONDITION_TIMEOUT_S, its address space capped.
+BIND_MEMORY_BYTES = 1 << 30
+_BIND_CHILD = """
+import json, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (%d, %d))
+import duckdb
+asked = json.load(sys.stdin)
+con = duckdb.connect(config={"threads": 1})
+for table, columns in asked["tables"].items():
+    con.execute("CREATE TABLE " + table + " (" + ", ".join(c + " " + t for c, t in columns) + ")")
+try:
+    con.sql(asked["sql"]).types
+except (duckdb.Error, MemoryError) as e:
+    sys.exit((str(e).strip() or type(e).__name__).splitlines()[0])
+""" % (BIND_MEMORY_BYTES, BIND_MEMORY_BYTES)
 # The thread looks at the wall clock at least this often (a clock set forward is noticed).
 MAX_SLEEP_S = 30.0
 CRON_ALIASES = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
@@ -81,8 +101,8 @@ def checked(trigger: Trigger, store) -> Trigger:
 def _check_condition(store, sql: str) -> None:
     """The guardrails of the SDK's db.query: one SELECT, naming only the
     agent's tables (no catalog, files or arbitrary table functions); then
-    bound (EXPLAIN) so an unknown table or column is refused now, not at
-    its first check."""
+    bound, so an unknown table or column is refused now, not at its first
+    check, and so is one whose binding alone is too slow for the checks."""
     if not sql.strip():
         raise InvalidTrigger("invalid condition: empty; give one read-only SELECT statement")
     try:
@@ -94,11 +114,37 @@ def _check_condition(store, sql: str) -> None:
     with store.cursor() as cur:
         try:
             check_statement(cur, sql, who="a trigger condition")
-            cur.execute("EXPLAIN " + sql)
+            columns = cur.execute("SELECT table_name, column_name, data_type FROM duckdb_columns()"
+                                  " WHERE database_name = current_database() AND schema_name = 'main'"
+                                  " AND list_contains(?, table_name) ORDER BY table_name, column_index",
+                                  [sorted(TABLES)]).fetchall()
         except CoralError as e:
             raise InvalidTrigger(f"invalid condition: {_first_line(e)}") from None
         except duckdb.Error as e:
             raise InvalidTrigger(f"invalid condition: {_first_line(e)}") from None
+    tables: dict[str, list[tuple[str, str]]] = {}
+    for table, column, data_type in columns:
+        tables.setdefault(_quoted(table), []).append((_quoted(column), data_type))
+    _bind_apart(tables, sql)
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _bind_apart(tables: dict[str, list[tuple[str, str]]], sql: str) -> None:
+    """Binds `sql` over empty tables of the same columns in a child process
+    (see _BIND_CHILD): what it refuses, or a bind over the time or memory
+    bound, is InvalidTrigger."""
+    try:
+        child = subprocess.run([sys.executable, "-I", "-c", _BIND_CHILD], input=json.dumps(
+            {"tables": tables, "sql": sql}), capture_output=True, text=True, timeout=CONDITION_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise InvalidTrigger(f"invalid condition: binding it took over {CONDITION_TIMEOUT_S:g}s (its constant"
+                             " parts are evaluated then); make them cheaper") from None
+    if child.returncode != 0:
+        said = child.stderr.strip().splitlines()
+        raise InvalidTrigger(f"invalid condition: {said[-1] if said else f'its check ended with {child.returncode}'}")
 
 
 def condition_holds(store, sql: str, timeout_s: float = CONDITION_TIMEOUT_S) -> bool:
@@ -125,9 +171,11 @@ class _Armed:
 
 
 class TriggerScheduler:
-    """`fire(script_id)` is called on this thread when an armed trigger fires."""
+    """`fire(script_id)` is called on this thread when an armed trigger
+    fires; False: not started (its last run still going), so an event's
+    rising edge stays pending for its next check."""
 
-    def __init__(self, store, fire: Callable[[str], None], log: Callable[[str], None]):
+    def __init__(self, store, fire: Callable[[str], bool], log: Callable[[str], None]):
         self.store, self._fire, self._log = store, fire, log
         self._armed: dict[str, _Armed] = {}
         self._changed = threading.Condition()
@@ -187,8 +235,8 @@ class TriggerScheduler:
                     self._changed.wait(min(MAX_SLEEP_S, max(sleep, 0.01)))
             for script_id, armed in sorted(due, key=lambda item: item[1].due):
                 try:
-                    if self._fires(script_id, armed):
-                        self._fire(script_id)
+                    if self._fires(script_id, armed) and not self._fire(script_id):
+                        armed.holding = False  # fires again at its next check the condition holds
                 except Exception as e:  # the store failed or closed: said; one turn's failure ends no other trigger
                     self._log(f"trigger of deployed script {script_id}: {_first_line(e)}")
 

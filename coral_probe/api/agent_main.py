@@ -20,6 +20,7 @@ from ..agent.runtime import AgentRuntime
 from ..agent.socket_path import claim
 from ..paths import agent_socket, coral_home
 from ..stopping import StopSignals
+from ..terminal import safe_text
 from . import transport
 from .agent_service import AgentServicer
 from .query_service import QueryServicer
@@ -28,7 +29,8 @@ SERVER_GRACE_S = 2.0
 
 
 def log(line: str) -> None:
-    print(f"coral agent: {line}", file=sys.stderr, flush=True)
+    # Lines carry clients' strings (names, created_by, refs): one line each, always.
+    print(f"coral agent: {safe_text(line)}", file=sys.stderr, flush=True)
 
 
 def start(*, listen: str | None = None, tls_cert: str | None = None, tls_key: str | None = None,
@@ -39,7 +41,7 @@ def start(*, listen: str | None = None, tls_cert: str | None = None, tls_key: st
     # Everything refusable is refused before the store opens and threads start.
     transport.check_options(socket_path=socket_path, listen=listen, tls_cert=tls_cert, tls_key=tls_key,
                             client_ca=client_ca, token_file=token_file)
-    transport._make_parent(socket_path)
+    transport.make_parent(socket_path)
     claim(os.fspath(socket_path), what="agent socket")  # a second agent on this home: one line
     from ..store import Store
     from .probe_service import ProbeServicer
@@ -54,8 +56,8 @@ def start(*, listen: str | None = None, tls_cert: str | None = None, tls_key: st
                 probes = ProbeServicer(store, log=log)
                 try:
                     registry.recover()  # what a previous agent on this home left running
-                    server = transport.serve(AgentServicer(registry, log=log), probes,
-                                             QueryServicer(store), socket_path=socket_path,
+                    server = transport.serve(AgentServicer(registry, log=log, policy=policy), probes,
+                                             QueryServicer(store, policy), socket_path=socket_path,
                                              listen=listen, tls_cert=tls_cert, tls_key=tls_key,
                                              client_ca=client_ca, token_file=token_file)
                     log(f"serving on unix:{socket_path}" + (

@@ -10,7 +10,6 @@ event trigger keeps its script PENDING between runs, RUNNING during one."""
 from __future__ import annotations
 
 import socket
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -19,6 +18,7 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from ..agent.policy import ProbePolicy
 from ..agent.registry import (ExecutionRecord, InvalidScript, LogBatch, ScriptNotFound, ScriptRecord,
                               ScriptRegistry)
 from ..agent.triggers import EVENT, SCHEDULE, Trigger
@@ -144,10 +144,10 @@ def _execution(record: ExecutionRecord, script_id: str) -> pb.ScriptExecution:
 
 
 class AgentServicer(pb_grpc.AgentServiceServicer):
-    def __init__(self, registry: ScriptRegistry, *, log: Callable[[str], None] | None = None):
-        self.registry = registry
+    def __init__(self, registry: ScriptRegistry, *, log: Callable[[str], None], policy: ProbePolicy):
+        self.registry, self.policy = registry, policy  # policy: the agent's --allow-probe rules
         self.agent_id = socket.gethostname()  # one agent per host
-        self._log = log or (lambda line: print(f"coral agent: {line}", file=sys.stderr, flush=True))
+        self._log = log  # the agent's one-line log (agent_main.log)
 
     def _call(self, context: grpc.ServicerContext, fn: Callable[[], T]) -> T:
         try:
@@ -235,7 +235,7 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
 
     def RunScript(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         """`coral run` while this agent holds the store (run_service.py)."""
-        yield from run_script(self.registry.executor, request, context, log=self._log)
+        yield from run_script(self.registry.executor, request, context, policy=self.policy, log=self._log)
 
 
 def _one_line(error: Exception) -> str:

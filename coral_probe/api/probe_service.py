@@ -8,13 +8,24 @@ own. Every batch is checked whole before any of it is kept: a column missing,
 of another dtype or length, or a code past its name table is INVALID_ARGUMENT,
 never a row the INSERT would refuse (one failed write fails the agent's store).
 A stream cut before its end (the command killed, the agent stopping) keeps the
-rows it sent and ends the session, its counts unknown."""
+rows it sent and ends the session, its counts unknown.
+
+Begin returns "id.secret": appends and the end need the secret, so knowing a
+session's id (it is in probe_sessions) does not let another client write into
+it. At most MAX_OPEN_SESSIONS are open; one left without an events stream for
+NO_STREAM_TIMEOUT_S (its command gone before streaming, or never ending it) is
+ended by the agent. Every TEND_EVERY_S the open sessions' rows that waited
+FLUSH_AFTER_S are written, as the command's own loop does for a local session:
+a quiet session's rows reach queries and triggers, and survive a SIGKILL."""
 
 from __future__ import annotations
 
+import hmac
 import json
+import secrets
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +36,7 @@ import numpy as np
 from ..accounting import Accounting
 from ..errors import CoralError
 from ..store import ProbeEventWriter, ProbeSessionInfo, Store
+from ..terminal import safe_text
 from . import pb, pb_grpc
 
 MAX_ARGS = 6  # CORAL_MAX_ARGS, bpf/coral_event.h
@@ -32,8 +44,13 @@ _INT64_MAX = 2**63 - 1  # the counts are BIGINT
 CUT_REASON = "recording cut: the command or the agent went away"
 # A closed stream is told from a cut one within this (_cut).
 CUT_NOTICE_S = 0.1
-# RecordProbeEvents metadata naming the stream's session.
+# RecordProbeEvents metadata naming the stream's session ("id.secret").
 SESSION_METADATA = "coral-probe-session"
+# Each holds a writer and up to a row group of buffered rows.
+MAX_OPEN_SESSIONS = 64
+NO_STREAM_TIMEOUT_S = 30.0
+NO_STREAM_REASON = f"no events stream for {NO_STREAM_TIMEOUT_S:.0f} s: ended by the agent"
+TEND_EVERY_S = 1.0
 
 # The columns ProbeEventWriter reads and their numpy dtypes (native/src/batch.rs).
 _DTYPES = {"ts_ns": "int64", "probe_id": "uint32", "pid": "uint32", "tid": "uint32", "comm": "uint32",
@@ -54,10 +71,15 @@ class _Session:
     info: ProbeSessionInfo
     writer: ProbeEventWriter
     dtypes: dict[str, str]
+    secret: str
     # Appends and the end take turns: no row lands after the session's last flush.
     lock: threading.Lock = field(default_factory=threading.Lock)
     comm_names: list[str] = field(default_factory=list)
     ended: bool = False
+    # Under ProbeServicer._lock: its open events streams, and since when it has had none.
+    streams: int = 0
+    idle_since: float = field(default_factory=time.monotonic)
+    flush_failure_said: bool = False
 
 
 class _Batch:
@@ -75,11 +97,17 @@ class ProbeServicer(pb_grpc.ProbeServiceServicer):
         self.store = store
         self._log = log or (lambda line: print(f"coral agent: {line}", file=sys.stderr, flush=True))
         self._sessions: dict[str, _Session] = {}
+        self._beginning = 0  # Begin calls past the cap check, not in _sessions yet
         self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._tender = threading.Thread(target=self._tend, name="coral-probe-sessions", daemon=True)
+        self._tender.start()
 
     def close(self) -> None:
         """Ends the sessions still open, once the server has stopped (their
         streams were cut): their rows are kept, their counts unknown."""
+        self._closing.set()
+        self._tender.join()
         with self._lock:
             open_ids = list(self._sessions)
         for session_id in open_ids:
@@ -90,33 +118,51 @@ class ProbeServicer(pb_grpc.ProbeServiceServicer):
             info = _session_info(request)
         except InvalidBatch as e:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        with self._lock:
+            full = len(self._sessions) + self._beginning >= MAX_OPEN_SESSIONS
+            if not full:
+                self._beginning += 1
+        if full:
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                          f"{MAX_OPEN_SESSIONS} probe sessions open in this agent already: end one first")
         try:
             session_id = self.store.begin_probe_session(info)
             writer = self.store.probe_event_writer(session_id, info, any_thread=True)
+            session = _Session(info, writer, column_dtypes(info.nargs), secrets.token_urlsafe(24))
+            with self._lock:
+                self._sessions[session_id] = session
         except CoralError as e:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, _one_line(e))
-        with self._lock:
-            self._sessions[session_id] = _Session(info, writer, column_dtypes(info.nargs))
-        self._log(f"probe session {session_id} begun: {info.probe_type} in {info.target}"
+        finally:
+            with self._lock:
+                self._beginning -= 1
+        self._log(f"probe session {session_id} begun: {safe_text(info.probe_type)} in {safe_text(info.target)}"
                   f"{f' (pid {info.pid})' if info.pid else ''}, {len(info.functions)} functions")
-        return pb.BeginProbeSessionResponse(session_id=session_id)
+        return pb.BeginProbeSessionResponse(session_id=f"{session_id}.{session.secret}")
 
     def RecordProbeEvents(self, request_iterator: Iterator[Any], context: grpc.ServicerContext) -> Any:
         # Named up front, the session is ended even when the stream is cut before its first batch.
-        session_id: str | None = dict(context.invocation_metadata()).get(SESSION_METADATA)
+        token: str | None = dict(context.invocation_metadata()).get(SESSION_METADATA)
+        opened = self._open(token, context, streaming=True) if token is not None else None
         received = 0
         try:
             for request in request_iterator:
-                if session_id is None:
-                    session_id = request.session_id
-                elif request.session_id != session_id:
+                if opened is None:
+                    token = request.session_id
+                    opened = self._open(token, context, streaming=True)
+                elif request.session_id != token:
                     context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                  f"one session per stream: {session_id}, then {request.session_id}")
-                received += self._record(request, context)
+                                  f"one session per stream: {opened[0]}, then {request.session_id.split('.')[0]}")
+                received += self._record(*opened, request, context)
         except grpc.RpcError:
             pass  # cut: said below
-        if session_id is not None and _cut(context):
-            self._end(session_id, None, CUT_REASON)
+        finally:
+            if opened is not None:
+                with self._lock:
+                    opened[1].streams -= 1
+                    opened[1].idle_since = time.monotonic()
+        if opened is not None and _cut(context):
+            self._end(opened[0], None, CUT_REASON)
         return pb.RecordProbeEventsResponse(rows=received)
 
     def EndProbeSession(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -131,22 +177,29 @@ class ProbeServicer(pb_grpc.ProbeServiceServicer):
             lost_ring=request.lost - request.too_deep - request.unpaired, too_deep=request.too_deep,
             unwound=request.unpaired, filtered=request.filtered,
             in_flight_at_attach=request.in_flight_at_attach, in_flight_at_stop=request.in_flight_at_stop)
-        rows = self._end(request.session_id, accounting, request.stop_reason or "unknown", context)
+        session_id, _ = self._open(request.session_id, context)
+        rows = self._end(session_id, accounting, request.stop_reason or "unknown", context)
         return pb.EndProbeSessionResponse(rows=rows)
 
-    def _session(self, session_id: str, context: grpc.ServicerContext) -> _Session:
+    def _open(self, token: str, context: grpc.ServicerContext, *, streaming: bool = False) -> tuple[str, _Session]:
+        """The open session `token` ("id.secret") names, counted as streaming if so."""
+        session_id, _, secret = token.partition(".")
         with self._lock:
             session = self._sessions.get(session_id)
+            if session is not None and hmac.compare_digest(secret.encode(), session.secret.encode()):
+                if streaming:
+                    session.streams += 1
+                return session_id, session
         if session is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f"no probe session {session_id!r} open in this agent")
-            raise AssertionError("unreachable")  # context.abort raises
-        return session
+        context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                      f"probe session {session_id!r}: not its secret (BeginProbeSession returns id.secret)")
+        raise AssertionError("unreachable")  # context.abort raises
 
-    def _record(self, request: Any, context: grpc.ServicerContext) -> int:
-        session = self._session(request.session_id, context)
+    def _record(self, session_id: str, session: _Session, request: Any, context: grpc.ServicerContext) -> int:
         with session.lock:
             if session.ended:
-                context.abort(grpc.StatusCode.NOT_FOUND, f"probe session {request.session_id} has ended")
+                context.abort(grpc.StatusCode.NOT_FOUND, f"probe session {session_id} has ended")
             try:
                 cols = _columns(request, session)
             except InvalidBatch as e:
@@ -167,17 +220,45 @@ class ProbeServicer(pb_grpc.ProbeServiceServicer):
             if context is not None:
                 context.abort(grpc.StatusCode.NOT_FOUND, f"no probe session {session_id!r} open in this agent")
             return 0
+        return self._finish(session_id, session, accounting, stop_reason, context)
+
+    def _finish(self, session_id: str, session: _Session, accounting: Accounting | None, stop_reason: str,
+                context: grpc.ServicerContext | None = None) -> int:
         with session.lock:
             session.ended = True
             try:
                 self.store.end_probe_session(session_id, accounting, stop_reason)
             except CoralError as e:
-                self._log(f"probe session {session_id} not ended: {_one_line(e)}")
+                self._log(f"probe session {session_id} not ended: {safe_text(_one_line(e))}")
                 if context is not None:
                     context.abort(grpc.StatusCode.FAILED_PRECONDITION, _one_line(e))
                 return session.writer.rows
-            self._log(f"probe session {session_id} ended: {stop_reason} ({session.writer.rows} rows)")
+            self._log(f"probe session {session_id} ended: {safe_text(stop_reason)} ({session.writer.rows} rows)")
             return session.writer.rows
+
+    def _tend(self) -> None:
+        """Ends the sessions left without an events stream; writes the rows
+        that waited their time in the open ones."""
+        while not self._closing.wait(TEND_EVERY_S):
+            now = time.monotonic()
+            with self._lock:  # taken out here: no stream can open on them any more
+                idle = {session_id: session for session_id, session in self._sessions.items()
+                        if not session.streams and now - session.idle_since >= NO_STREAM_TIMEOUT_S}
+                for session_id in idle:
+                    del self._sessions[session_id]
+                sessions = list(self._sessions.items())
+            for session_id, session in idle.items():
+                self._finish(session_id, session, None, NO_STREAM_REASON)
+            for session_id, session in sessions:
+                self._flush_due(session_id, session)
+
+    def _flush_due(self, session_id: str, session: _Session) -> None:
+        try:
+            session.writer.flush_due()
+        except CoralError as e:  # the store failed: the session's next append or its end says so
+            if not session.flush_failure_said:
+                session.flush_failure_said = True
+                self._log(f"probe session {session_id}: rows not written: {safe_text(_one_line(e))}")
 
 
 def _cut(context: grpc.ServicerContext) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import grpc
 
+from ..agent_client import CALL_TIMEOUT_S, AgentConnection
 from ..queries import ReadRows
 from ..query_wire import decode_rows
 from . import pb, pb_grpc
@@ -34,10 +35,5 @@ def list_functions(channel: grpc.Channel, *, binary: str = "", pid: int = 0, pat
 def read_through_agent(sql: str, limit: int) -> ReadRows:
     """`coral query sql` while an agent serves $CORAL_HOME: the agent runs it
     (it holds the DuckDB file). Its refusals: one line, exit 1."""
-    from ..script_cli import CALL_TIMEOUT_S, _Agent
-
-    with _Agent(None, None, None, None, None) as agent:
-        try:
-            return execute(agent.channel, sql, max_rows=limit, timeout_s=CALL_TIMEOUT_S)
-        except grpc.RpcError as e:
-            raise agent.error(e) from None
+    with AgentConnection() as agent:
+        return agent.rpc(lambda: execute(agent.channel, sql, max_rows=limit, timeout_s=CALL_TIMEOUT_S))

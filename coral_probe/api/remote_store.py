@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import sys
 import threading
+from collections import deque
 from typing import TYPE_CHECKING
 
 import grpc
@@ -52,6 +52,7 @@ class AgentStore:
     def __init__(self, home: str | os.PathLike[str]):
         self.channel = client.channel(None, home=home)
         self.stub = pb_grpc.ProbeServiceStub(self.channel)
+        self._token = ""  # "id.secret": what appends and the end need
         self._writer: RemoteEventWriter | None = None
 
     def begin_probe_session(self, info: "ProbeSessionInfo") -> str:
@@ -59,12 +60,13 @@ class AgentStore:
             probe_type=info.probe_type, target=info.target, pid=info.pid or 0, functions=info.functions,
             nargs=info.nargs, options_json=json.dumps(info.options))
         try:
-            return self.stub.BeginProbeSession(request, timeout=CALL_TIMEOUT_S).session_id
+            self._token = self.stub.BeginProbeSession(request, timeout=CALL_TIMEOUT_S).session_id
         except grpc.RpcError as e:
             raise CoralError(f"cannot record the session through the agent: {_reason(e)}") from None
+        return self._token.partition(".")[0]  # the id shown and stored; the secret stays here
 
     def probe_event_writer(self, session_id: str, info: "ProbeSessionInfo") -> "RemoteEventWriter":
-        self._writer = RemoteEventWriter(self.stub, session_id, info)
+        self._writer = RemoteEventWriter(self.stub, session_id, self._token, info)
         return self._writer
 
     def end_probe_session(self, session_id: str, accounting: "Accounting", stop_reason: str) -> None:
@@ -73,7 +75,7 @@ class AgentStore:
         writer.finish()
         a = accounting
         request = pb.EndProbeSessionRequest(
-            session_id=session_id, hits=a.hits, delivered=a.delivered, lost=a.lost, filtered=a.filtered,
+            session_id=self._token, hits=a.hits, delivered=a.delivered, lost=a.lost, filtered=a.filtered,
             unpaired=a.unwound, too_deep=a.too_deep, in_flight_at_stop=a.in_flight_at_stop,
             in_flight_at_attach=a.in_flight_at_attach, stop_reason=stop_reason)
         try:
@@ -104,34 +106,40 @@ class RemoteEventWriter:
     into ProbeEventBatch messages of at most MESSAGE_BYTES on one stream.
 
     `sent`: rows handed to gRPC; `rows`: rows the agent stored (known at the
-    end); `not_stored`: rows dropped on a full queue or after a failure."""
+    end); `not_stored`: rows dropped on a full queue or after a failure.
+    Once the stream is over (`_count_left`), every appended row is in exactly
+    one of `sent` and `not_stored`."""
 
-    def __init__(self, stub: pb_grpc.ProbeServiceStub, session_id: str, info: "ProbeSessionInfo"):
+    def __init__(self, stub: pb_grpc.ProbeServiceStub, session_id: str, token: str, info: "ProbeSessionInfo"):
         self.session_id = session_id
         self.rows = 0
         self.sent = 0
         self.not_stored = 0
+        # The drain loop and gRPC's request thread both count: the counts, _in_hand, _queue
+        # and _settled change under it, so a batch is always in exactly one of them.
+        self._counting = threading.Condition()
         self._in_hand = 0  # of a batch taken from the queue, the rows not handed to gRPC yet
+        self._settled = False  # the rest is counted as not stored: gRPC is handed no more
         self.failure: str | None = None
         self._said_failure = False
         self._columns = tuple(column_dtypes(info.nargs))
-        self._queue: queue.Queue[tuple[int, dict, list[str]]] = queue.Queue(MAX_QUEUED_BATCHES)
+        self._queue: deque[tuple[int, dict, list[str]]] = deque()
         self._finishing = threading.Event()  # send what is queued, then end the stream
         self._abandoned = threading.Event()  # end it now
-        self._call = stub.RecordProbeEvents.future(self._requests(), metadata=((SESSION_METADATA, session_id),))
+        self._token = token
+        self._call = stub.RecordProbeEvents.future(self._requests(), metadata=((SESSION_METADATA, token),))
         self._call.add_done_callback(self._on_done)
 
     def append(self, batch, cols: dict) -> None:
         n = len(batch)
         if not n:
             return
-        if self.failure is not None:
-            self.not_stored += n
-            return
-        try:
-            self._queue.put_nowait((n, {k: cols[k] for k in self._columns}, batch.comm_names))
-        except queue.Full:
-            self.not_stored += n
+        with self._counting:
+            if self.failure is not None or self._settled or len(self._queue) >= MAX_QUEUED_BATCHES:
+                self.not_stored += n
+                return
+            self._queue.append((n, {k: cols[k] for k in self._columns}, batch.comm_names))
+            self._counting.notify()
 
     def flush_due(self) -> None:
         """Called from the drain loop: says once, there, that the agent is gone."""
@@ -160,13 +168,11 @@ class RemoteEventWriter:
         self._call.cancel()
 
     def _count_left(self) -> None:
-        self.not_stored += self._in_hand
-        self._in_hand = 0
-        while True:
-            try:
-                self.not_stored += self._queue.get_nowait()[0]
-            except queue.Empty:
-                return
+        with self._counting:
+            self._settled = True
+            self.not_stored += self._in_hand + sum(rows for rows, _, _ in self._queue)
+            self._in_hand = 0
+            self._queue.clear()
 
     def _on_done(self, call: grpc.Future) -> None:
         if not self._finishing.is_set() and not call.cancelled() and call.exception() is not None:
@@ -174,22 +180,26 @@ class RemoteEventWriter:
 
     def _requests(self):
         """Runs on gRPC's thread, for as long as the call consumes it."""
-        while not self._abandoned.is_set():
-            try:
-                rows, cols, comm_names = self._queue.get(timeout=_POLL_S)
-            except queue.Empty:
-                if self._finishing.is_set():
+        while True:
+            with self._counting:
+                # Woken by append; finish and abandon are seen within _POLL_S.
+                while not (self._queue or self._finishing.is_set() or self._abandoned.is_set() or self._settled):
+                    self._counting.wait(_POLL_S)
+                if self._settled or self._abandoned.is_set() or not self._queue:
                     return
-                continue
+                rows, cols, comm_names = self._queue.popleft()
+                self._in_hand = rows
             row_bytes = sum(cols[k].itemsize for k in self._columns)
             step = max(1, MESSAGE_BYTES // row_bytes)
-            self._in_hand = rows
             for start in range(0, rows, step):
                 end = min(rows, start + step)
                 message = pb.ProbeEventBatch(
-                    session_id=self.session_id, rows=end - start, comm_names=comm_names,
+                    session_id=self._token, rows=end - start, comm_names=comm_names,
                     columns={k: pb.EventColumn(dtype=cols[k].dtype.name, data=cols[k][start:end].tobytes())
                              for k in self._columns})
-                self._in_hand -= end - start
-                self.sent += end - start
+                with self._counting:
+                    if self._settled:  # its unsent rows are in not_stored
+                        return
+                    self._in_hand -= end - start
+                    self.sent += end - start
                 yield message

@@ -5,9 +5,7 @@ here (Ctrl-C, SIGTERM) cancels the call, which stops the run in the agent."""
 
 from __future__ import annotations
 
-import getpass
 import math
-import os
 import sys
 import threading
 from pathlib import Path
@@ -15,6 +13,7 @@ from typing import Any
 
 import grpc
 
+from ..agent_client import local_user
 from ..errors import CoralError
 from ..stopping import StopSignals
 from ..terminal import safe_text
@@ -96,14 +95,7 @@ def request_of(script: Path, *, params: dict[str, str], timeout_s: float, daemon
     return pb.RunScriptRequest(code=code, params=params, timeout_seconds=math.ceil(timeout_s),
                                mode=pb.SCRIPT_MODE_DAEMON if daemon else pb.SCRIPT_MODE_AD_HOC,
                                pid=pid or 0, binary=binary or "", name=script.name,
-                               created_by=_user())
-
-
-def _user() -> str:
-    try:
-        return f"{getpass.getuser()} (coral run, pid {os.getpid()})"
-    except (KeyError, OSError):  # no name for this uid (a container)
-        return f"uid {os.getuid()} (coral run, pid {os.getpid()})"
+                               created_by=local_user())
 
 
 def _cancel_when_asked(call: Any, signals: StopSignals, finished: threading.Event) -> None:

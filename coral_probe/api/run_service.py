@@ -4,10 +4,12 @@ and its cap on running scripts) and is recorded like a local run; its lines,
 the agent's notices about it and its emits stream back as they happen, then
 how it ended. The call ending early (the client cancelled or went away, the
 server stopping) stops the run: streams end, the grace period, probes
-detached.
+detached. Over TCP a client names only the targets the agent's
+--allow-probe rules allow (client_targets.py).
 
 The code arrives as one file: it may import only @coral/sdk. Refusals are
-the local run's message with INVALID_ARGUMENT (NOT_FOUND for a missing pid or binary,
+the local run's message with INVALID_ARGUMENT (NOT_FOUND for a missing pid
+or binary, PERMISSION_DENIED for a target a TCP client may not name,
 RESOURCE_EXHAUSTED at the cap, FAILED_PRECONDITION when the host cannot run
 it); the trailing metadata `coral-exit-code` carries the exit code the same
 refusal has in a local `coral run`."""
@@ -28,24 +30,29 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ..agent.executor import AD_HOC_TIMEOUT_S, DAEMON_TIMEOUT_S, Executor, RunOutput, ScriptRun
+from ..agent.policy import ProbePolicy
 from ..agent.registry import MAX_CODE_BYTES
 from ..agent.script_copy import SCRIPT_SUFFIXES
 from ..agent.subscriptions import AgentTarget
-from ..errors import CoralError, EnvironmentProblem, NotFound, ResourceExhausted
+from ..errors import CoralError, EnvironmentProblem, NotFound, PermissionDenied, ResourceExhausted
 from ..targets import check_pid, resolve_binary
 from . import pb
+from .client_targets import check_client_target
 from .run_client import EXIT_CODE_KEY
 
 DEFAULT_NAME = "coral-run"
+NAME_MAX = 255  # bytes of a file name (Linux)
 POLL_S = 0.05
 CALL_ENDED = "its `coral run` call ended (the client stopped or went away, or the agent stops)"
 
 
 def run_script(executor: Executor, request: Any, context: grpc.ServicerContext, *,
-               log: Callable[[str], None]) -> Iterator[Any]:
+               policy: ProbePolicy, log: Callable[[str], None]) -> Iterator[Any]:
     """The RunScript stream: the execution id, then its lines and emits as
-    they come, then a RunScriptEnd."""
+    they come, then a RunScriptEnd. `policy`: the agent's --allow-probe rules;
+    `log`: the agent's log, which escapes the client's strings in a line."""
     try:
+        check_client_target(policy, context, binary=request.binary, pid=request.pid or None)
         name, target, timeout_s = _checked(request)
     except CoralError as e:
         _abort(context, e)
@@ -89,10 +96,13 @@ def run_script(executor: Executor, request: Any, context: grpc.ServicerContext, 
 def _checked(request: Any) -> tuple[str, AgentTarget, float]:
     """(file name, target, timeout) of a request, or the one-line refusal a local run gives."""
     name = request.name or DEFAULT_NAME
-    if "/" in name or "\0" in name or name.startswith(".") or len(name) > 255:
+    if "/" in name or "\0" in name or name.startswith("."):
         raise CoralError(f"invalid name {name!r}: a file name, e.g. check.ts")
     if Path(name).suffix not in SCRIPT_SUFFIXES:
         name += ".ts"
+    if len(name.encode()) > NAME_MAX:
+        raise CoralError(f"invalid name: a file name has at most {NAME_MAX} bytes with its suffix, "
+                         f"this one {len(name.encode())}")
     size = len(request.code.encode())
     if size > MAX_CODE_BYTES:
         raise CoralError(f"script refused: its code is {size} bytes, over the {MAX_CODE_BYTES >> 20} MiB "
@@ -114,12 +124,15 @@ def _start(executor: Executor, request: Any, name: str, target: AgentTarget, tim
     # The executor copies what it checks and runs; this file is only its source.
     source = Path(tempfile.mkdtemp(prefix="r", dir=executor.sandbox.runtime_dir))
     try:
-        (source / name).write_text(request.code)
+        (source / name).write_text(request.code, encoding="utf-8")
         return executor.start(source / name, target=target, params=dict(request.params), timeout_s=timeout_s,
                               output=RunOutput(stdout=_lines("stdout", outputs), stderr=_lines("stderr", outputs),
                                                on_emit=lambda n, data: outputs.put(_emit(n, data))))
     except CoralError as e:
         _abort(context, _one_file(e, source))
+    except OSError as e:
+        _abort(context, EnvironmentProblem(f"cannot write the script into the agent's runtime directory: "
+                                           f"{e.strerror or e}"))
     finally:
         shutil.rmtree(source, ignore_errors=True)
     raise AssertionError("unreachable")  # context.abort raises
@@ -174,6 +187,8 @@ def _abort(context: grpc.ServicerContext, error: CoralError) -> None:
         code = grpc.StatusCode.FAILED_PRECONDITION
     elif isinstance(error, NotFound):
         code = grpc.StatusCode.NOT_FOUND
+    elif isinstance(error, PermissionDenied):
+        code = grpc.StatusCode.PERMISSION_DENIED
     elif isinstance(error, ResourceExhausted):
         code = grpc.StatusCode.RESOURCE_EXHAUSTED
     else:

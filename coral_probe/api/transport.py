@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 import os
 import stat
+import threading
 from concurrent import futures
 from pathlib import Path
 from typing import Any, Callable
@@ -40,7 +41,7 @@ def serve(*servicers: object, socket_path: str | os.PathLike[str],
           tls_key: str | os.PathLike[str] | None = None,
           client_ca: str | os.PathLike[str] | None = None,
           token_file: str | os.PathLike[str] | None = None,
-          max_workers: int = 64) -> grpc.Server:
+          max_workers: int = 64, max_streams: int = 48) -> grpc.Server:
     """Starts a gRPC server for the servicers (each an AgentService,
     QueryService or ProbeService servicer) and returns it (started). With
     `listen`, the bound TCP port is `server.coral_tcp_port` (useful with port 0)."""
@@ -56,12 +57,14 @@ def serve(*servicers: object, socket_path: str | os.PathLike[str],
             root_certificates=ca, require_client_auth=ca is not None)
     host_port = _host_port(listen) if listen is not None else None
 
-    _make_parent(path)
+    make_parent(path)
     claim(os.fspath(path), what="agent socket")
-    interceptors = [_BearerTokenInterceptor(token)] if token is not None else []
+    interceptors: list[grpc.ServerInterceptor] = [_BearerTokenInterceptor(token)] if token is not None else []
+    interceptors.append(_StreamLimit(max_streams))
     # A streaming call (logs --follow, coral run, a probe session's events)
-    # holds a worker for its whole life: past max_workers calls, one more is
-    # refused at once (RESOURCE_EXHAUSTED) rather than queued behind them.
+    # holds a worker for its whole life: streams get at most max_streams of
+    # them, so that stop, status and the like always find one; past
+    # max_workers calls, one more is refused at once rather than queued.
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers,
                                                     thread_name_prefix="coral-api"),
                          interceptors=interceptors, maximum_concurrent_rpcs=max_workers,
@@ -147,7 +150,7 @@ def _host_port(listen: str) -> str:
     return listen
 
 
-def _make_parent(path: Path) -> None:
+def make_parent(path: Path) -> None:
     parent = path.parent
     if parent.is_dir():
         return
@@ -176,7 +179,7 @@ def _read_token(path: str | os.PathLike[str]) -> bytes:
     return token
 
 
-def _is_unix_peer(peer: str) -> bool:
+def is_unix_peer(peer: str) -> bool:
     return peer.startswith("unix:") or peer.startswith("unix-abstract:")
 
 
@@ -203,39 +206,83 @@ class _BearerTokenInterceptor(grpc.ServerInterceptor):
         return _guard(handler, ok)
 
 
+class _StreamLimit(grpc.ServerInterceptor):
+    """At most `limit` streaming calls at once; one more is RESOURCE_EXHAUSTED."""
+
+    def __init__(self, limit: int):
+        self._limit = limit
+        self._slots = threading.BoundedSemaphore(limit)
+
+    def intercept_service(self, continuation: Callable[[Any], Any],
+                          handler_call_details: grpc.HandlerCallDetails) -> Any:
+        handler = continuation(handler_call_details)
+        if handler is None or not (handler.request_streaming or handler.response_streaming):
+            return handler
+
+        def enter(context: grpc.ServicerContext) -> Callable[[], None]:
+            if not self._slots.acquire(blocking=False):
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                              f"the agent has {self._limit} streaming calls open (the limit)")
+            return self._slots.release
+        return _wrapped(handler, enter)
+
+
 def _guard(handler: Any, token_ok: bool) -> Any:
     def allowed(context: grpc.ServicerContext) -> None:
-        if not token_ok and not _is_unix_peer(context.peer()):
+        if not token_ok and not is_unix_peer(context.peer()):
             context.abort(grpc.StatusCode.UNAUTHENTICATED, _UNAUTHENTICATED)
+
+    return _wrapped(handler, allowed)
+
+
+def _wrapped(handler: Any, enter: Callable[[grpc.ServicerContext], Callable[[], None] | None]) -> Any:
+    """The handler with `enter(context)` run before the servicer (it may abort
+    the call); what it returns, if anything, runs when the call has ended."""
+
+    def leave(done: Callable[[], None] | None) -> None:
+        if done is not None:
+            done()
 
     if handler.unary_unary is not None:
         inner_uu = handler.unary_unary
 
         def unary_unary(request: Any, context: grpc.ServicerContext) -> Any:
-            allowed(context)
-            return inner_uu(request, context)
+            done = enter(context)
+            try:
+                return inner_uu(request, context)
+            finally:
+                leave(done)
         return grpc.unary_unary_rpc_method_handler(
             unary_unary, handler.request_deserializer, handler.response_serializer)
     if handler.unary_stream is not None:
         inner_us = handler.unary_stream
 
         def unary_stream(request: Any, context: grpc.ServicerContext) -> Any:
-            allowed(context)
-            yield from inner_us(request, context)
+            done = enter(context)
+            try:
+                yield from inner_us(request, context)
+            finally:
+                leave(done)
         return grpc.unary_stream_rpc_method_handler(
             unary_stream, handler.request_deserializer, handler.response_serializer)
     if handler.stream_unary is not None:
         inner_su = handler.stream_unary
 
         def stream_unary(requests: Any, context: grpc.ServicerContext) -> Any:
-            allowed(context)
-            return inner_su(requests, context)
+            done = enter(context)
+            try:
+                return inner_su(requests, context)
+            finally:
+                leave(done)
         return grpc.stream_unary_rpc_method_handler(
             stream_unary, handler.request_deserializer, handler.response_serializer)
     inner_ss = handler.stream_stream
 
     def stream_stream(requests: Any, context: grpc.ServicerContext) -> Any:
-        allowed(context)
-        yield from inner_ss(requests, context)
+        done = enter(context)
+        try:
+            yield from inner_ss(requests, context)
+        finally:
+            leave(done)
     return grpc.stream_stream_rpc_method_handler(
         stream_stream, handler.request_deserializer, handler.response_serializer)
