@@ -2,6 +2,7 @@
 socket: deployed scripts run in the real Deno sandbox with real uprobes, their
 emits land in the agent's DuckDB, and a SIGTERM stops it cleanly."""
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -100,6 +101,10 @@ def test_deployed_script_probes_emits_and_reports(agent_of, coral, targets):
     [execution] = status.executions
     assert execution.status == pb.SCRIPT_STATUS_COMPLETED
     assert execution.has_exit_code and execution.exit_code == 0
+    # The end of its output and its emits come with it (seed 002's ScriptExecution).
+    assert (execution.stdout, execution.stderr) == (f"subscribed\ndone after {CALLS}\n", "")
+    assert sorted((e.name, json.loads(e.data)["i"]) for e in execution.events) == \
+        [("agent_work", i) for i in range(1, CALLS + 1)]
     assert execution.started_at.ToDatetime() <= execution.completed_at.ToDatetime()
     logs = stub.StreamScriptLogs(pb.StreamScriptLogsRequest(ref="work", tail=1), timeout=30)
     assert [(e.stream, e.line) for batch in logs for e in batch.entries] == [("stdout", f"done after {CALLS}")]

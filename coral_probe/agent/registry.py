@@ -64,6 +64,14 @@ class ExecutionRecord:
 
 
 @dataclass(frozen=True)
+class ExecutionOutput:
+    """The end of what one execution printed and emitted (oldest first)."""
+    stdout: list[str]
+    stderr: list[str]
+    events: list[tuple[str, str, datetime]]  # name, data (JSON), timestamp
+
+
+@dataclass(frozen=True)
 class LogBatch:
     """Lines of one execution in order, as DuckDB gave them (a follower
     carries tens of thousands a second: no object per line): (epoch
@@ -448,6 +456,17 @@ class ScriptRegistry:
                                " FROM script_executions WHERE script_id = ? ORDER BY started_at DESC LIMIT ?",
                                [script_id, max(0, int(tail))]).fetchall()
         return ScriptStatus(self._record(script_id), [ExecutionRecord(*r) for r in rows])
+
+    def execution_output(self, execution_id: str, *, lines: int = 20, events: int = 10) -> ExecutionOutput:
+        """The last `lines` lines of each stream and the last `events` emits of an execution."""
+        with self.store.cursor() as cur:
+            streams = {stream: [r[0] for r in reversed(cur.execute(
+                "SELECT line FROM script_logs WHERE execution_id = ? AND stream = ?"
+                " ORDER BY rowid DESC LIMIT ?", [execution_id, stream, lines]).fetchall())]
+                for stream in ("stdout", "stderr")}
+            emitted = cur.execute("SELECT name, data, timestamp FROM emitted_events WHERE execution_id = ?"
+                                  " ORDER BY timestamp DESC, id LIMIT ?", [execution_id, events]).fetchall()
+        return ExecutionOutput(streams["stdout"], streams["stderr"], [tuple(r) for r in reversed(emitted)])
 
     def log_batches(self, ref: str, *, tail: int = 100, follow: bool = False,
                     stop_event: threading.Event | None = None, execution_id: str | None = None) -> Iterator[LogBatch]:

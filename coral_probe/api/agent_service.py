@@ -19,8 +19,8 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ..agent.policy import ProbePolicy
-from ..agent.registry import (ExecutionRecord, InvalidScript, LogBatch, ScriptNotFound, ScriptRecord,
-                              ScriptRegistry)
+from ..agent.registry import (ExecutionOutput, ExecutionRecord, InvalidScript, LogBatch, ScriptNotFound,
+                              ScriptRecord, ScriptRegistry)
 from ..agent.triggers import EVENT, SCHEDULE, Trigger
 from ..errors import CoralError
 from . import pb, pb_grpc
@@ -130,11 +130,16 @@ def _script(record: ScriptRecord) -> pb.Script:
     return script
 
 
-def _execution(record: ExecutionRecord, script_id: str) -> pb.ScriptExecution:
+def _execution(record: ExecutionRecord, script_id: str, output: ExecutionOutput) -> pb.ScriptExecution:
     execution = pb.ScriptExecution(execution_id=record.execution_id, script_id=script_id,
                                    status=_status(record.status), end_reason=record.end_reason or "",
                                    has_exit_code=record.exit_code is not None,
-                                   exit_code=record.exit_code if record.exit_code is not None else 0)
+                                   exit_code=record.exit_code if record.exit_code is not None else 0,
+                                   stdout="".join(f"{line}\n" for line in output.stdout),
+                                   stderr="".join(f"{line}\n" for line in output.stderr))
+    for name, data, at in output.events:
+        event = execution.events.add(name=name, data=data or "")
+        event.timestamp.CopyFrom(_timestamp(at))
     started, completed = _timestamp(record.started_at), _timestamp(record.ended_at)
     if started is not None:
         execution.started_at.CopyFrom(started)
@@ -211,7 +216,8 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
                                        tail=_tail(request.tail, DEFAULT_STATUS_TAIL))
             return pb.GetScriptStatusResponse(
                 script_id=got.script.id, status=_status(got.script.status), script=_script(got.script),
-                executions=[_execution(e, got.script.id) for e in got.executions])
+                executions=[_execution(e, got.script.id, self.registry.execution_output(e.execution_id))
+                            for e in got.executions])
         return self._call(context, status)
 
     def StreamScriptLogs(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
