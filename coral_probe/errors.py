@@ -34,3 +34,14 @@ class ResourceExhausted(CoralError):
 
 class StoreFailed(CoralError):
     """The agent's database refused a write; the run that needs it ends."""
+
+
+class TimedOut(CoralError):
+    """A bound on time was reached (a query's deadline, ...)."""
+
+
+def first_line(e: BaseException) -> str:
+    """An exception as one line: its message's first, else its type's name."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+

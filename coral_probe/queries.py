@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from .errors import CoralError, ResourceExhausted
+from .errors import CoralError, ResourceExhausted, TimedOut
 from .paths import default_db_path
 from .query_scope import QueryScope, apply_scope, check_statement
 from .query_wire import encode_value, scalar_text
@@ -64,7 +64,7 @@ REPLY_CAP_BYTES = 16 << 20
 FETCH_ROWS = 32
 
 
-class QueryTimedOut(CoralError):
+class QueryTimedOut(TimedOut):
     """A capped query ran past its deadline and was interrupted."""
 
 

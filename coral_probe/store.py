@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable, ContextManager
 
 import duckdb
 
-from .errors import CoralError, StoreFailed
+from .errors import CoralError, StoreFailed, first_line
 
 if TYPE_CHECKING:
     from .accounting import Accounting
@@ -119,9 +119,6 @@ CLOSE_WAIT_S = 30.0
 log = logging.getLogger(__name__)
 
 
-def _first_line(e: BaseException) -> str:
-    return str(e).splitlines()[0] if str(e) else type(e).__name__
-
 
 def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     try:
@@ -207,7 +204,7 @@ class Store:
             with self._lend(write=True) as cur:
                 yield cur
         except duckdb.Error as e:
-            self.failure = self.failure or f"the agent's database failed: {_first_line(e)}"
+            self.failure = self.failure or f"the agent's database failed: {first_line(e)}"
             raise StoreFailed(self.failure) from None
 
     def emit(self, name: str, data_json: str, severity: str, script_id: str | None,
@@ -283,7 +280,7 @@ class Store:
             try:  # a session that ended without end_probe_session (an error) keeps its rows
                 self._flush_writers()
             except duckdb.Error as e:
-                log.warning("coral: the last probe events were not stored: %s", _first_line(e))
+                log.warning("coral: the last probe events were not stored: %s", first_line(e))
         with self._lock:
             self._closed = True
             # Again and again: a query started between two interrupts runs otherwise.

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 import duckdb
 from croniter import CroniterError, croniter
 
-from ..errors import CoralError
+from ..errors import CoralError, first_line
 from ..query_scope import TABLES, check_statement
 
 MANUAL, SCHEDULE, EVENT = "manual", "schedule", "event"
@@ -60,10 +60,6 @@ class Trigger:
     check_interval_s: float | None = None  # event
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
-
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
@@ -87,7 +83,7 @@ def checked(trigger: Trigger, store) -> Trigger:
         try:
             next_fire(cron, _now())
         except (CroniterError, ValueError, KeyError) as e:
-            raise InvalidTrigger(f"invalid cron {trigger.cron!r}: {_first_line(e)}") from None
+            raise InvalidTrigger(f"invalid cron {trigger.cron!r}: {first_line(e)}") from None
         return Trigger(SCHEDULE, cron=cron)
     if trigger.kind == EVENT:
         interval = trigger.check_interval_s or CHECK_INTERVAL_S
@@ -108,7 +104,7 @@ def _check_condition(store, sql: str) -> None:
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as e:
-        raise InvalidTrigger(f"invalid condition: {_first_line(e)}") from None
+        raise InvalidTrigger(f"invalid condition: {first_line(e)}") from None
     if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
         raise InvalidTrigger("invalid condition: it must be one read-only SELECT statement")
     with store.cursor() as cur:
@@ -119,9 +115,9 @@ def _check_condition(store, sql: str) -> None:
                                   " AND list_contains(?, table_name) ORDER BY table_name, column_index",
                                   [sorted(TABLES)]).fetchall()
         except CoralError as e:
-            raise InvalidTrigger(f"invalid condition: {_first_line(e)}") from None
+            raise InvalidTrigger(f"invalid condition: {first_line(e)}") from None
         except duckdb.Error as e:
-            raise InvalidTrigger(f"invalid condition: {_first_line(e)}") from None
+            raise InvalidTrigger(f"invalid condition: {first_line(e)}") from None
     tables: dict[str, list[tuple[str, str]]] = {}
     for table, column, data_type in columns:
         tables.setdefault(_quoted(table), []).append((_quoted(column), data_type))
@@ -157,7 +153,7 @@ def condition_holds(store, sql: str, timeout_s: float = CONDITION_TIMEOUT_S) -> 
         except duckdb.InterruptException:
             raise CoralError(f"condition timed out after {timeout_s:g}s") from None
         except duckdb.Error as e:
-            raise CoralError(f"condition failed: {_first_line(e)}") from None
+            raise CoralError(f"condition failed: {first_line(e)}") from None
         finally:
             timer.cancel()
 
@@ -238,7 +234,7 @@ class TriggerScheduler:
                     if self._fires(script_id, armed) and not self._fire(script_id):
                         armed.holding = False  # fires again at its next check the condition holds
                 except Exception as e:  # the store failed or closed: said; one turn's failure ends no other trigger
-                    self._log(f"trigger of deployed script {script_id}: {_first_line(e)}")
+                    self._log(f"trigger of deployed script {script_id}: {first_line(e)}")
 
     def _fires(self, script_id: str, armed: _Armed) -> bool:
         """Its turn now: whether it fires; its next turn set."""
@@ -250,7 +246,7 @@ class TriggerScheduler:
             holds = condition_holds(self.store, trigger.condition or "")
         except CoralError as e:
             if armed.failure != str(e):
-                self._log(f"trigger of deployed script {script_id} not checked: {_first_line(e)}")
+                self._log(f"trigger of deployed script {script_id} not checked: {first_line(e)}")
             armed.failure = str(e)
             return False
         finally:

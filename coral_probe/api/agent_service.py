@@ -1,8 +1,8 @@
 """AgentService over a ScriptRegistry: the RPCs of coral/agent/v1 mapped onto
-deploy/stop/delete/list/status/logs. Errors become status codes with the
-registry's one-line message: InvalidScript → INVALID_ARGUMENT, ScriptNotFound →
-NOT_FOUND, any other CoralError → FAILED_PRECONDITION (a bad cron or a
-condition that is not one read-only SELECT is an InvalidScript).
+deploy/stop/delete/list/status/logs. Errors become status codes (api/status.py)
+with the registry's one-line message: InvalidScript → INVALID_ARGUMENT (a bad
+cron or a condition that is not one read-only SELECT is one), ScriptNotFound →
+NOT_FOUND, a plain CoralError → FAILED_PRECONDITION.
 
 Triggers (agent/triggers.py): manual runs once at deploy; a schedule or an
 event trigger keeps its script PENDING between runs, RUNNING during one."""
@@ -19,10 +19,10 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ..agent.policy import ProbePolicy
-from ..agent.registry import (ExecutionOutput, ExecutionRecord, InvalidScript, LogBatch, ScriptNotFound,
-                              ScriptRecord, ScriptRegistry)
+from ..agent.registry import (ExecutionOutput, ExecutionRecord, InvalidScript, LogBatch, ScriptRecord, ScriptRegistry)
 from ..agent.triggers import EVENT, SCHEDULE, Trigger
 from ..errors import CoralError
+from .status import abort
 from . import pb, pb_grpc
 from .run_service import run_script
 
@@ -158,11 +158,9 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
         try:
             return fn()
         except InvalidScript as e:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, _one_line(e))
-        except ScriptNotFound as e:
-            context.abort(grpc.StatusCode.NOT_FOUND, _one_line(e))
-        except CoralError as e:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, _one_line(e))
+            abort(context, e)
+        except CoralError as e:  # e.g. "the agent is stopping": the request was fine, the moment not
+            abort(context, e, default=grpc.StatusCode.FAILED_PRECONDITION)
         raise AssertionError("unreachable")  # context.abort raises
 
     # -- RPCs -------------------------------------------------------------
@@ -243,7 +241,3 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
         """`coral run` while this agent holds the store (run_service.py)."""
         yield from run_script(self.registry.executor, request, context, policy=self.policy, log=self._log)
 
-
-def _one_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

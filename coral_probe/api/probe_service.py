@@ -34,10 +34,11 @@ import grpc
 import numpy as np
 
 from ..accounting import Accounting
-from ..errors import CoralError
+from ..errors import CoralError, first_line
 from ..store import ProbeEventWriter, ProbeSessionInfo, Store
 from ..terminal import safe_text
 from . import pb, pb_grpc
+from .status import abort
 
 MAX_ARGS = 6  # CORAL_MAX_ARGS, bpf/coral_event.h
 _INT64_MAX = 2**63 - 1  # the counts are BIGINT
@@ -132,7 +133,7 @@ class ProbeServicer(pb_grpc.ProbeServiceServicer):
             with self._lock:
                 self._sessions[session_id] = session
         except CoralError as e:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, _one_line(e))
+            abort(context, e, default=grpc.StatusCode.FAILED_PRECONDITION)
         finally:
             with self._lock:
                 self._beginning -= 1
@@ -208,7 +209,7 @@ class ProbeServicer(pb_grpc.ProbeServiceServicer):
             try:
                 session.writer.append(_Batch(request.rows, comm_names), cols)
             except CoralError as e:
-                context.abort(grpc.StatusCode.FAILED_PRECONDITION, _one_line(e))
+                abort(context, e, default=grpc.StatusCode.FAILED_PRECONDITION)
             session.comm_names = comm_names
         return request.rows
 
@@ -229,9 +230,9 @@ class ProbeServicer(pb_grpc.ProbeServiceServicer):
             try:
                 self.store.end_probe_session(session_id, accounting, stop_reason)
             except CoralError as e:
-                self._log(f"probe session {session_id} not ended: {safe_text(_one_line(e))}")
+                self._log(f"probe session {session_id} not ended: {safe_text(first_line(e))}")
                 if context is not None:
-                    context.abort(grpc.StatusCode.FAILED_PRECONDITION, _one_line(e))
+                    abort(context, e, default=grpc.StatusCode.FAILED_PRECONDITION)
                 return session.writer.rows
             self._log(f"probe session {session_id} ended: {safe_text(stop_reason)} ({session.writer.rows} rows)")
             return session.writer.rows
@@ -258,7 +259,7 @@ class ProbeServicer(pb_grpc.ProbeServiceServicer):
         except CoralError as e:  # the store failed: the session's next append or its end says so
             if not session.flush_failure_said:
                 session.flush_failure_said = True
-                self._log(f"probe session {session_id}: rows not written: {safe_text(_one_line(e))}")
+                self._log(f"probe session {session_id}: rows not written: {safe_text(first_line(e))}")
 
 
 def _cut(context: grpc.ServicerContext) -> bool:
@@ -324,7 +325,3 @@ def _columns(request: Any, session: _Session) -> dict[str, np.ndarray]:
         raise InvalidBatch("comm_names must extend the previous batch's")
     return cols
 
-
-def _one_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

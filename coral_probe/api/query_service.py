@@ -22,8 +22,9 @@ from typing import Any, TypeVar
 import grpc
 
 from ..agent.policy import ProbePolicy
-from ..errors import CoralError, NotFound, PermissionDenied, ResourceExhausted, StoreFailed
-from ..queries import QueryTimedOut, read_capped
+from ..errors import CoralError
+from ..queries import read_capped
+from .status import abort
 from ..query_wire import encode_row
 from . import pb, pb_grpc
 from .client_targets import check_client_target
@@ -94,20 +95,8 @@ class QueryServicer(pb_grpc.QueryServiceServicer):
         return _answer(lambda: list_functions(request, self.policy, context), context)
 
 
-_CODES: tuple[tuple[type[CoralError], grpc.StatusCode], ...] = (
-    (NotFound, grpc.StatusCode.NOT_FOUND),
-    (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
-    (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    (QueryTimedOut, grpc.StatusCode.DEADLINE_EXCEEDED),
-    (StoreFailed, grpc.StatusCode.UNAVAILABLE),
-    (CoralError, grpc.StatusCode.INVALID_ARGUMENT),
-)
-
-
 def _answer(run: Callable[[], T], context: grpc.ServicerContext) -> T:
     try:
         return run()
     except CoralError as e:
-        code = next(code for kind, code in _CODES if isinstance(e, kind))
-        message = str(e).strip().splitlines()
-        context.abort(code, message[0] if message else type(e).__name__)  # raises
+        abort(context, e)

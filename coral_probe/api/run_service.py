@@ -34,7 +34,8 @@ from ..agent.policy import ProbePolicy
 from ..agent.registry import MAX_CODE_BYTES
 from ..agent.script_copy import SCRIPT_SUFFIXES
 from ..agent.subscriptions import AgentTarget
-from ..errors import CoralError, EnvironmentProblem, NotFound, PermissionDenied, ResourceExhausted
+from ..errors import CoralError, EnvironmentProblem
+from .status import status_code
 from ..targets import check_pid, resolve_binary
 from . import pb
 from .client_targets import check_client_target
@@ -183,16 +184,6 @@ def _one_file(error: CoralError, source: Path) -> CoralError:
 
 
 def _abort(context: grpc.ServicerContext, error: CoralError) -> None:
-    if isinstance(error, EnvironmentProblem):
-        code = grpc.StatusCode.FAILED_PRECONDITION
-    elif isinstance(error, NotFound):
-        code = grpc.StatusCode.NOT_FOUND
-    elif isinstance(error, PermissionDenied):
-        code = grpc.StatusCode.PERMISSION_DENIED
-    elif isinstance(error, ResourceExhausted):
-        code = grpc.StatusCode.RESOURCE_EXHAUSTED
-    else:
-        code = grpc.StatusCode.INVALID_ARGUMENT
     context.set_trailing_metadata(((EXIT_CODE_KEY, str(error.exit_code)),))
     # Whole, as a local run has it: the client shows its line breaks escaped, on one line.
-    context.abort(code, str(error).strip() or type(error).__name__)
+    context.abort(status_code(error), str(error).strip() or type(error).__name__)
