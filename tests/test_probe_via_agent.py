@@ -90,6 +90,13 @@ def agent_rows(agent, session_id: str) -> int:
     return json.loads(answer.rows_json)[0][0]
 
 
+def idle_ended(agent) -> int:
+    """Sessions the agent ended for want of an events stream, as a query through it sees them."""
+    answer = pb_grpc.QueryServiceStub(agent.channel).ExecuteQuery(pb.ExecuteQueryRequest(
+        sql=f"SELECT count(*) FROM probe_sessions WHERE stop_reason = '{NO_STREAM_REASON}'"), timeout=30)
+    return json.loads(answer.rows_json)[0][0]
+
+
 def held_stream(stub, token: str, first: int, then: int):
     """A stream named in its metadata, as the command's: it sends `first` rows
     (if any), holds on until released, then sends `then` rows."""
@@ -312,6 +319,8 @@ def test_open_sessions_are_capped_and_one_left_without_a_stream_is_ended(coral, 
 
     # The idle ones are ended NO_STREAM_TIMEOUT_S after their begin; the streaming one goes on.
     wait_until("room for a session", begun, within_s=NO_STREAM_TIMEOUT_S + 120)
+    # Begun one after another (slowly on a busy machine), they end one after another too.
+    wait_until("every idle session ended", lambda: idle_ended(agent) == len(idle), within_s=NO_STREAM_TIMEOUT_S + 120)
     release.set()
     assert stream.result(timeout=60).rows == 3
     assert stub.EndProbeSession(pb.EndProbeSessionRequest(session_id=streaming, stop_reason="test"),
