@@ -5,7 +5,7 @@ agent's store and find functions to probe, all through the agent's gRPC API.
 Tools: coral_deploy_script, coral_list_scripts, coral_script_status (input
 schemas of seed 002; `targets` is accepted and ignored on one host),
 coral_stop_script, coral_query_sql (QueryService.ExecuteQuery: the read-only
-guardrails of db.query) and coral_list_functions (QueryService.ListFunctions).
+guardrails of db.query) and coral_list_functions (AgentService.ListFunctions).
 A refusal of the agent, an unreachable agent or arguments off the schema come
 back as a tool error (isError) carrying the one-line message. A deployment
 records the MCP client's name (its initialize clientInfo) as created_by.

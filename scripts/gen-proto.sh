@@ -9,6 +9,7 @@ cd "$ROOT"
 PY="$ROOT/.venv/bin/python"
 PROTO=proto/coral/sdk/v1/sdk.proto
 AGENT_PROTO=proto/coral/agent/v1/agent.proto
+COLONY_PROTOS="proto/coral/colony/v1/query.proto proto/coral/colony/v1/colony.proto"
 TS_PROTO_VERSION=2.18.0
 BUFBUILD_VERSION=2.17.0
 
@@ -23,6 +24,14 @@ printf '"""Generated from proto/ by scripts/gen-proto.sh: do not edit."""\n' > c
   --grpc_python_out=coral_probe/gen "$AGENT_PROTO"
 sed -i 's/^from coral\.agent\.v1 import agent_pb2 as /from . import agent_pb2 as /' \
   coral_probe/gen/coral/agent/v1/agent_pb2_grpc.py
+# The colony's QueryService and ColonyService, the same way; colony.proto
+# imports agent.proto, whose module is reached from coral_probe.gen.
+# shellcheck disable=SC2086
+"$PY" -m grpc_tools.protoc -Iproto --python_out=coral_probe/gen --pyi_out=coral_probe/gen \
+  --grpc_python_out=coral_probe/gen $COLONY_PROTOS
+sed -i -e 's/^from coral\.colony\.v1 import \([a-z0-9_]*\) as /from . import \1 as /' \
+  -e 's/^from coral\.agent\.v1 import agent_pb2 as /from ...agent.v1 import agent_pb2 as /' \
+  coral_probe/gen/coral/colony/v1/*_pb2_grpc.py coral_probe/gen/coral/colony/v1/colony_pb2.py
 
 echo "== rust -> native/src/gen"
 PATH="$HOME/.cargo/bin:$PATH" PYO3_PYTHON="$PY" cargo build --release -q --features regen-proto

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import jsonl
-from coral_probe.api import pb, pb_grpc
+from coral_probe.api import pb, pb_grpc, qpb, qpb_grpc
 from coral_probe.api.probe_service import (CUT_REASON, MAX_OPEN_SESSIONS, NO_STREAM_REASON, NO_STREAM_TIMEOUT_S,
                                            SESSION_METADATA)
 
@@ -85,14 +85,14 @@ def wait_until(what: str, predicate, within_s: float = 120) -> None:
 
 def agent_rows(agent, session_id: str) -> int:
     """The session's rows a query through the running agent sees."""
-    answer = pb_grpc.QueryServiceStub(agent.channel).ExecuteQuery(pb.ExecuteQueryRequest(
+    answer = qpb_grpc.QueryServiceStub(agent.channel).ExecuteQuery(qpb.ExecuteQueryRequest(
         sql=f"SELECT count(*) FROM probe_events WHERE session_id = '{session_id}'"), timeout=30)
     return json.loads(answer.rows_json)[0][0]
 
 
 def idle_ended(agent) -> int:
     """Sessions the agent ended for want of an events stream, as a query through it sees them."""
-    answer = pb_grpc.QueryServiceStub(agent.channel).ExecuteQuery(pb.ExecuteQueryRequest(
+    answer = qpb_grpc.QueryServiceStub(agent.channel).ExecuteQuery(qpb.ExecuteQueryRequest(
         sql=f"SELECT count(*) FROM probe_sessions WHERE stop_reason = '{NO_STREAM_REASON}'"), timeout=30)
     return json.loads(answer.rows_json)[0][0]
 

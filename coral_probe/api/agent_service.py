@@ -22,6 +22,7 @@ from ..agent.policy import ProbePolicy
 from ..agent.registry import (ExecutionOutput, ExecutionRecord, InvalidScript, LogBatch, ScriptRecord, ScriptRegistry)
 from ..agent.triggers import EVENT, SCHEDULE, Trigger
 from ..errors import CoralError
+from .client_targets import check_client_target
 from .status import abort
 from . import pb, pb_grpc
 from .run_service import run_script
@@ -148,6 +149,42 @@ def _execution(record: ExecutionRecord, script_id: str, output: ExecutionOutput)
     return execution
 
 
+# A reply lists at most this many functions, and at most FUNCTIONS_REPLY_CAP bytes of them.
+DEFAULT_FUNCTIONS = 1000
+MAX_FUNCTIONS = 10_000
+# Under gRPC's default 4 MiB a client accepts.
+FUNCTIONS_REPLY_CAP = 3 << 20
+
+
+def list_functions(request: pb.ListFunctionsRequest, policy: ProbePolicy,
+                   context: grpc.ServicerContext) -> pb.ListFunctionsResponse:
+    from ..function_lookup import list_functions as lookup
+    from ..targets import resolve_binary, resolve_pid
+
+    if request.pid < 0:
+        raise CoralError(f"invalid pid {request.pid}")
+    if request.limit > MAX_FUNCTIONS:
+        raise CoralError(f"limit {request.limit}: at most {MAX_FUNCTIONS}")
+    pid = request.pid or None
+    check_client_target(policy, context, binary=request.binary, pid=pid)
+    if request.binary:
+        target = resolve_binary(request.binary, pid)
+    elif pid is not None:
+        target = resolve_pid(pid)
+    else:
+        raise CoralError("give a binary or a pid")
+    found = lookup(target, request.pattern or "*")
+    functions: list[pb.FunctionInfo] = []
+    size = 0
+    for f in found[:request.limit or DEFAULT_FUNCTIONS]:
+        info = pb.FunctionInfo(name=f.function.name, file=f.path, address=f.function.address, size=f.function.size)
+        size += info.ByteSize() + 8  # with its tag and length
+        if size > FUNCTIONS_REPLY_CAP:  # C++ names can be long
+            break
+        functions.append(info)
+    return pb.ListFunctionsResponse(functions=functions, truncated=len(functions) < len(found))
+
+
 class AgentServicer(pb_grpc.AgentServiceServicer):
     def __init__(self, registry: ScriptRegistry, *, log: Callable[[str], None], policy: ProbePolicy):
         self.registry, self.policy = registry, policy  # policy: the agent's --allow-probe rules
@@ -240,4 +277,10 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
     def RunScript(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         """`coral run` while this agent holds the store (run_service.py)."""
         yield from run_script(self.registry.executor, request, context, policy=self.policy, log=self._log)
+
+    def ListFunctions(self, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return list_functions(request, self.policy, context)
+        except CoralError as e:
+            abort(context, e)
 

@@ -8,14 +8,14 @@ import grpc
 from ..agent_client import CALL_TIMEOUT_S, AgentConnection
 from ..queries import ReadRows
 from ..query_wire import decode_rows
-from . import pb, pb_grpc
+from . import pb, pb_grpc, qpb, qpb_grpc
 
 
 def ask(channel: grpc.Channel, sql: str, *, max_rows: int, timeout_s: float,
-        query_timeout_ms: int = 0) -> pb.ExecuteQueryResponse:
+        query_timeout_ms: int = 0) -> qpb.ExecuteQueryResponse:
     """The reply as it comes (rows as JSON). Raises grpc.RpcError with the agent's one-line message."""
-    return pb_grpc.QueryServiceStub(channel).ExecuteQuery(
-        pb.ExecuteQueryRequest(sql=sql, max_rows=max_rows, timeout_ms=query_timeout_ms), timeout=timeout_s)
+    return qpb_grpc.QueryServiceStub(channel).ExecuteQuery(
+        qpb.ExecuteQueryRequest(sql=sql, max_rows=max_rows, timeout_ms=query_timeout_ms), timeout=timeout_s)
 
 
 def execute(channel: grpc.Channel, sql: str, *, max_rows: int, timeout_s: float,
@@ -28,7 +28,7 @@ def execute(channel: grpc.Channel, sql: str, *, max_rows: int, timeout_s: float,
 
 def list_functions(channel: grpc.Channel, *, binary: str = "", pid: int = 0, pattern: str = "",
                    limit: int = 0, timeout_s: float) -> pb.ListFunctionsResponse:
-    return pb_grpc.QueryServiceStub(channel).ListFunctions(
+    return pb_grpc.AgentServiceStub(channel).ListFunctions(
         pb.ListFunctionsRequest(binary=binary, pid=pid, pattern=pattern, limit=limit), timeout=timeout_s)
 
 

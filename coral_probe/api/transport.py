@@ -21,7 +21,7 @@ import grpc
 
 from ..agent.socket_path import claim
 from ..errors import CoralError
-from . import pb_grpc
+from . import cpb_grpc, pb_grpc, qpb_grpc
 
 # sun_path is 108 bytes with its NUL.
 _MAX_UNIX_PATH = 107
@@ -31,8 +31,9 @@ _UNAUTHENTICATED = "missing or wrong bearer token (send `authorization: Bearer <
 # Each service the agent may serve, by its servicer base class.
 _ADD_SERVICE = (
     (pb_grpc.AgentServiceServicer, pb_grpc.add_AgentServiceServicer_to_server),
-    (pb_grpc.QueryServiceServicer, pb_grpc.add_QueryServiceServicer_to_server),
     (pb_grpc.ProbeServiceServicer, pb_grpc.add_ProbeServiceServicer_to_server),
+    (qpb_grpc.QueryServiceServicer, qpb_grpc.add_QueryServiceServicer_to_server),
+    (cpb_grpc.ColonyServiceServicer, cpb_grpc.add_ColonyServiceServicer_to_server),
 )
 
 
@@ -43,7 +44,7 @@ def serve(*servicers: object, socket_path: str | os.PathLike[str],
           token_file: str | os.PathLike[str] | None = None,
           max_workers: int = 64, max_streams: int = 48) -> grpc.Server:
     """Starts a gRPC server for the servicers (each an AgentService,
-    QueryService or ProbeService servicer) and returns it (started). With
+    ProbeService, QueryService or ColonyService servicer) and returns it (started). With
     `listen`, the bound TCP port is `server.coral_tcp_port` (useful with port 0)."""
     path = Path(socket_path)
     check_options(socket_path=path, listen=listen, tls_cert=tls_cert, tls_key=tls_key, client_ca=client_ca,

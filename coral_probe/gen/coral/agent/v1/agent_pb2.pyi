@@ -310,30 +310,6 @@ class RunScriptOutput(_message.Message):
     end: RunScriptEnd
     def __init__(self, execution_id: _Optional[str] = ..., log: _Optional[_Union[ScriptLogEntry, _Mapping]] = ..., emit: _Optional[_Union[ScriptEvent, _Mapping]] = ..., end: _Optional[_Union[RunScriptEnd, _Mapping]] = ...) -> None: ...
 
-class ExecuteQueryRequest(_message.Message):
-    __slots__ = ("sql", "max_rows", "timeout_ms")
-    SQL_FIELD_NUMBER: _ClassVar[int]
-    MAX_ROWS_FIELD_NUMBER: _ClassVar[int]
-    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
-    sql: str
-    max_rows: int
-    timeout_ms: int
-    def __init__(self, sql: _Optional[str] = ..., max_rows: _Optional[int] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
-
-class ExecuteQueryResponse(_message.Message):
-    __slots__ = ("columns", "column_types", "rows_json", "row_count", "truncated")
-    COLUMNS_FIELD_NUMBER: _ClassVar[int]
-    COLUMN_TYPES_FIELD_NUMBER: _ClassVar[int]
-    ROWS_JSON_FIELD_NUMBER: _ClassVar[int]
-    ROW_COUNT_FIELD_NUMBER: _ClassVar[int]
-    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
-    columns: _containers.RepeatedScalarFieldContainer[str]
-    column_types: _containers.RepeatedScalarFieldContainer[str]
-    rows_json: str
-    row_count: int
-    truncated: bool
-    def __init__(self, columns: _Optional[_Iterable[str]] = ..., column_types: _Optional[_Iterable[str]] = ..., rows_json: _Optional[str] = ..., row_count: _Optional[int] = ..., truncated: _Optional[bool] = ...) -> None: ...
-
 class ListFunctionsRequest(_message.Message):
     __slots__ = ("binary", "pid", "pattern", "limit")
     BINARY_FIELD_NUMBER: _ClassVar[int]
@@ -367,20 +343,22 @@ class ListFunctionsResponse(_message.Message):
     def __init__(self, functions: _Optional[_Iterable[_Union[FunctionInfo, _Mapping]]] = ..., truncated: _Optional[bool] = ...) -> None: ...
 
 class BeginProbeSessionRequest(_message.Message):
-    __slots__ = ("probe_type", "target", "pid", "functions", "nargs", "options_json")
+    __slots__ = ("probe_type", "target", "pid", "functions", "nargs", "options_json", "service")
     PROBE_TYPE_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
     FUNCTIONS_FIELD_NUMBER: _ClassVar[int]
     NARGS_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_JSON_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
     probe_type: str
     target: str
     pid: int
     functions: _containers.RepeatedScalarFieldContainer[str]
     nargs: int
     options_json: str
-    def __init__(self, probe_type: _Optional[str] = ..., target: _Optional[str] = ..., pid: _Optional[int] = ..., functions: _Optional[_Iterable[str]] = ..., nargs: _Optional[int] = ..., options_json: _Optional[str] = ...) -> None: ...
+    service: str
+    def __init__(self, probe_type: _Optional[str] = ..., target: _Optional[str] = ..., pid: _Optional[int] = ..., functions: _Optional[_Iterable[str]] = ..., nargs: _Optional[int] = ..., options_json: _Optional[str] = ..., service: _Optional[str] = ...) -> None: ...
 
 class BeginProbeSessionResponse(_message.Message):
     __slots__ = ("session_id",)

@@ -69,6 +69,11 @@ class AgentServiceStub:
                 request_serializer=coral_dot_agent_dot_v1_dot_agent__pb2.RunScriptRequest.SerializeToString,
                 response_deserializer=coral_dot_agent_dot_v1_dot_agent__pb2.RunScriptOutput.FromString,
                 _registered_method=True)
+        self.ListFunctions = channel.unary_unary(
+                '/coral.agent.v1.AgentService/ListFunctions',
+                request_serializer=coral_dot_agent_dot_v1_dot_agent__pb2.ListFunctionsRequest.SerializeToString,
+                response_deserializer=coral_dot_agent_dot_v1_dot_agent__pb2.ListFunctionsResponse.FromString,
+                _registered_method=True)
 
 
 class AgentServiceServicer:
@@ -124,6 +129,15 @@ class AgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListFunctions(self, request, context):
+        """Functions a binary or a process on this host offers to probes (program
+        and libraries). Read-only questions to the agent's store are
+        coral.colony.v1.QueryService (query.proto), on the same server.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -161,6 +175,11 @@ def add_AgentServiceServicer_to_server(servicer, server):
                     servicer.RunScript,
                     request_deserializer=coral_dot_agent_dot_v1_dot_agent__pb2.RunScriptRequest.FromString,
                     response_serializer=coral_dot_agent_dot_v1_dot_agent__pb2.RunScriptOutput.SerializeToString,
+            ),
+            'ListFunctions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFunctions,
+                    request_deserializer=coral_dot_agent_dot_v1_dot_agent__pb2.ListFunctionsRequest.FromString,
+                    response_serializer=coral_dot_agent_dot_v1_dot_agent__pb2.ListFunctionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -362,102 +381,6 @@ class AgentService:
             metadata,
             _registered_method=True)
 
-
-class QueryServiceStub:
-    """Read-only questions to the agent's store and host: `coral query sql` while
-    an agent runs, `coral mcp`, and (later) the colony.
-    """
-
-    def __init__(self, channel):
-        """Constructor.
-
-        Args:
-            channel: A grpc.Channel.
-        """
-        self.ExecuteQuery = channel.unary_unary(
-                '/coral.agent.v1.QueryService/ExecuteQuery',
-                request_serializer=coral_dot_agent_dot_v1_dot_agent__pb2.ExecuteQueryRequest.SerializeToString,
-                response_deserializer=coral_dot_agent_dot_v1_dot_agent__pb2.ExecuteQueryResponse.FromString,
-                _registered_method=True)
-        self.ListFunctions = channel.unary_unary(
-                '/coral.agent.v1.QueryService/ListFunctions',
-                request_serializer=coral_dot_agent_dot_v1_dot_agent__pb2.ListFunctionsRequest.SerializeToString,
-                response_deserializer=coral_dot_agent_dot_v1_dot_agent__pb2.ListFunctionsResponse.FromString,
-                _registered_method=True)
-
-
-class QueryServiceServicer:
-    """Read-only questions to the agent's store and host: `coral query sql` while
-    an agent runs, `coral mcp`, and (later) the colony.
-    """
-
-    def ExecuteQuery(self, request, context):
-        """One read-only statement, with the guardrails of the SDK's db.query.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def ListFunctions(self, request, context):
-        """Functions a binary or a process offers to probes (program and libraries).
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-
-def add_QueryServiceServicer_to_server(servicer, server):
-    rpc_method_handlers = {
-            'ExecuteQuery': grpc.unary_unary_rpc_method_handler(
-                    servicer.ExecuteQuery,
-                    request_deserializer=coral_dot_agent_dot_v1_dot_agent__pb2.ExecuteQueryRequest.FromString,
-                    response_serializer=coral_dot_agent_dot_v1_dot_agent__pb2.ExecuteQueryResponse.SerializeToString,
-            ),
-            'ListFunctions': grpc.unary_unary_rpc_method_handler(
-                    servicer.ListFunctions,
-                    request_deserializer=coral_dot_agent_dot_v1_dot_agent__pb2.ListFunctionsRequest.FromString,
-                    response_serializer=coral_dot_agent_dot_v1_dot_agent__pb2.ListFunctionsResponse.SerializeToString,
-            ),
-    }
-    generic_handler = grpc.method_handlers_generic_handler(
-            'coral.agent.v1.QueryService', rpc_method_handlers)
-    server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('coral.agent.v1.QueryService', rpc_method_handlers)
-
-
- # This class is part of an EXPERIMENTAL API.
-class QueryService:
-    """Read-only questions to the agent's store and host: `coral query sql` while
-    an agent runs, `coral mcp`, and (later) the colony.
-    """
-
-    @staticmethod
-    def ExecuteQuery(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/coral.agent.v1.QueryService/ExecuteQuery',
-            coral_dot_agent_dot_v1_dot_agent__pb2.ExecuteQueryRequest.SerializeToString,
-            coral_dot_agent_dot_v1_dot_agent__pb2.ExecuteQueryResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
     @staticmethod
     def ListFunctions(request,
             target,
@@ -472,7 +395,7 @@ class QueryService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/coral.agent.v1.QueryService/ListFunctions',
+            '/coral.agent.v1.AgentService/ListFunctions',
             coral_dot_agent_dot_v1_dot_agent__pb2.ListFunctionsRequest.SerializeToString,
             coral_dot_agent_dot_v1_dot_agent__pb2.ListFunctionsResponse.FromString,
             options,
