@@ -289,6 +289,9 @@ from .agent_client import connection_options  # noqa: E402
 from .script_cli import script as _script_group  # noqa: E402
 
 cli.add_command(_script_group)
+from .colony_cli import colony as _colony_group  # noqa: E402
+
+cli.add_command(_colony_group)
 
 
 @cli.command("mcp")
