@@ -18,6 +18,7 @@ from .errors import CoralError
 from .output import JsonlView, Snapshot, TableView
 from .paths import coral_home, default_db_path, live_agent
 from .plan import Plan, ProbeOptions, load_kernel_functions, plan_functions, plan_tracepoints
+from .services import ServiceMap, check_name
 from .stopping import StopSignals
 from .store import ProbeSessionInfo, Store
 from .targets import LaunchedCommand, Target, check_pid, resolve_binary, resolve_pid
@@ -42,6 +43,7 @@ class AttachRequest:
     db_path: Path | None = None
     dump_bpf: bool = False
     script: Path | None = None
+    service: str | None = None  # the session's service (services.py); None: its binary's
 
     def validate(self) -> None:
         kinds = sum(bool(x) for x in (self.functions, self.kernel_functions, self.tracepoints, self.usdt))
@@ -60,6 +62,8 @@ class AttachRequest:
             raise CoralError(f"script not found: {self.script}")
         if self.output not in ("table", "jsonl"):
             raise CoralError(f"invalid --output {self.output}: table or jsonl")
+        if self.service is not None:
+            check_name(self.service, "--service")
 
 
 def _plan(req: AttachRequest, target: Target | None, pid: int | None,
@@ -160,7 +164,10 @@ def _stream(req: AttachRequest, plan: Plan, attachment: Attachment, launched: La
     info = ProbeSessionInfo(
         probe_type=plan.probe_type, target=plan.target, pid=pid, functions=plan.names, nargs=plan.nargs,
         options={"ret": req.options.with_return, "args": req.options.nargs,
-                 "min_duration_ns": req.options.min_duration_ns, "sample": req.options.sample})
+                 "min_duration_ns": req.options.min_duration_ns, "sample": req.options.sample},
+        # Recorded by an agent, the agent names an unnamed session from its --service names.
+        service=req.service if agent_home else ServiceMap().session_service(req.service, plan.target, pid),
+        binary=target.path if target is not None else None)
     store: Store | AgentStore
     agent_store: AgentStore | None = None
     try:

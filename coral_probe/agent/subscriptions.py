@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import CoralError, ResourceExhausted
 from ..gen.coral.sdk.v1 import sdk_pb2 as pb
+from ..services import ServiceMap
 from .policy import ProbePolicy
 
 if TYPE_CHECKING:  # probing modules load on the first subscribe, not at start-up
@@ -131,6 +132,7 @@ class Subscriptions:
         self.store = store
         self.max_queued_events = max_queued_events
         self.policy = policy
+        self.services = ServiceMap()  # `coral agent start --service`s (api/agent_main.py sets them)
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._probes: dict[tuple, LiveProbe] = {}
@@ -252,10 +254,12 @@ class Subscriptions:
         from ..store import ProbeSessionInfo
 
         c = req.config
+        pid = req.pid or target.pid
         info = ProbeSessionInfo(probe_type=probe.plan.probe_type, target=probe.plan.target,
-                                pid=req.pid or target.pid, functions=probe.plan.names, nargs=probe.plan.nargs,
+                                pid=pid, functions=probe.plan.names, nargs=probe.plan.nargs,
                                 options={"ret": not c.no_return, "args": c.args,
-                                         "min_duration_ns": c.min_duration_ns, "sample": max(1, c.sample_rate)})
+                                         "min_duration_ns": c.min_duration_ns, "sample": max(1, c.sample_rate)},
+                                service=self.services.session_service(None, probe.plan.target, pid))
         try:
             probe.session_id = self.store.begin_probe_session(info, execution_id=owner)
         except BaseException:

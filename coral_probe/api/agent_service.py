@@ -9,7 +9,6 @@ event trigger keeps its script PENDING between runs, RUNNING during one."""
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -186,9 +185,9 @@ def list_functions(request: pb.ListFunctionsRequest, policy: ProbePolicy,
 
 
 class AgentServicer(pb_grpc.AgentServiceServicer):
-    def __init__(self, registry: ScriptRegistry, *, log: Callable[[str], None], policy: ProbePolicy):
+    def __init__(self, registry: ScriptRegistry, *, log: Callable[[str], None], policy: ProbePolicy, agent_id: str):
         self.registry, self.policy = registry, policy  # policy: the agent's --allow-probe rules
-        self.agent_id = socket.gethostname()  # one agent per host
+        self.agent_id = agent_id  # `coral agent start --id`, by default the hostname
         self._log = log  # the agent's one-line log (agent_main.log)
 
     def _call(self, context: grpc.ServicerContext, fn: Callable[[], T]) -> T:

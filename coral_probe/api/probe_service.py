@@ -35,6 +35,7 @@ import numpy as np
 
 from ..accounting import Accounting
 from ..errors import CoralError, first_line
+from ..services import ServiceMap, check_name
 from ..store import ProbeEventWriter, ProbeSessionInfo, Store
 from ..terminal import safe_text
 from . import pb, pb_grpc
@@ -94,8 +95,10 @@ class _Batch:
 
 
 class ProbeServicer(pb_grpc.ProbeServiceServicer):
-    def __init__(self, store: Store, *, log: Callable[[str], None] | None = None):
+    def __init__(self, store: Store, *, log: Callable[[str], None] | None = None,
+                 services: ServiceMap = ServiceMap()):
         self.store = store
+        self.services = services  # the agent's --service names, for sessions attached without one
         self._log = log or (lambda line: print(f"coral agent: {line}", file=sys.stderr, flush=True))
         self._sessions: dict[str, _Session] = {}
         self._beginning = 0  # Begin calls past the cap check, not in _sessions yet
@@ -116,7 +119,7 @@ class ProbeServicer(pb_grpc.ProbeServiceServicer):
 
     def BeginProbeSession(self, request: Any, context: grpc.ServicerContext) -> Any:
         try:
-            info = _session_info(request)
+            info = _session_info(request, self.services)
         except InvalidBatch as e:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
         with self._lock:
@@ -274,7 +277,7 @@ def _cut(context: grpc.ServicerContext) -> bool:
     return not context.is_active()
 
 
-def _session_info(request: Any) -> ProbeSessionInfo:
+def _session_info(request: Any, services: ServiceMap) -> ProbeSessionInfo:
     if not request.probe_type or not request.target:
         raise InvalidBatch("probe_type and target are required")
     if not request.functions:
@@ -289,8 +292,15 @@ def _session_info(request: Any) -> ProbeSessionInfo:
         raise InvalidBatch("options_json is not JSON") from None
     if not isinstance(options, dict):
         raise InvalidBatch("options_json is not a JSON object")
+    if request.service:
+        try:
+            check_name(request.service, "service")
+        except CoralError as e:
+            raise InvalidBatch(str(e)) from None
     return ProbeSessionInfo(probe_type=request.probe_type, target=request.target, pid=request.pid or None,
-                            functions=list(request.functions), nargs=request.nargs, options=options)
+                            functions=list(request.functions), nargs=request.nargs, options=options,
+                            service=services.session_service(request.service, request.target, request.pid or None,
+                                                             binary=request.binary or None))
 
 
 def _columns(request: Any, session: _Session) -> dict[str, np.ndarray]:

@@ -1,4 +1,11 @@
-"""QueryService: an operator's read-only questions to a running agent.
+"""QueryService: an operator's read-only questions to a running agent, the
+agent's part of the fleet's query API (the colony asks every agent and
+merges their answers).
+
+Services, percentiles, error rates and traces are coral_probe/analytics.py's
+answers, the same as the SDK's metrics.* and traces.*; a percentile carries
+the sketch it was read from, so the colony merges sketches, never averages
+percentiles. An unknown service is NOT_FOUND with the known names.
 
 ExecuteQuery is `coral query sql` (and the MCP tool coral_query_sql) while the
 agent holds the DuckDB file. The guardrails are db.query's: one SELECT,
@@ -14,15 +21,19 @@ UNAVAILABLE."""
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
-from ..agent.policy import ProbePolicy
+from .. import __version__, analytics
 from ..errors import CoralError
 from ..queries import read_capped
 from ..query_wire import encode_row
+from ..services import ServiceMap
 from . import qpb, qpb_grpc
 from .status import abort
 
@@ -37,8 +48,88 @@ T = TypeVar("T")
 
 
 class QueryServicer(qpb_grpc.QueryServiceServicer):
-    def __init__(self, store: Any, policy: ProbePolicy):  # a coral_probe.store.Store; the agent's --allow-probe
-        self.store, self.policy = store, policy
+    def __init__(self, store: Any, services: ServiceMap, agent_id: str, sampler: Any):
+        # A coral_probe.store.Store; the agent's --service names and --id; its
+        # agent.system_metrics.SystemSampler (the SDK's getCPU/getMemory).
+        self.store, self.services, self.agent_id, self.sampler = store, services, agent_id, sampler
+
+    def _service(self, info: analytics.ServiceInfo) -> qpb.Service:
+        service = qpb.Service(name=info.name, agent_id=info.agent_id, instance_count=info.instance_count,
+                              binaries=info.binaries, events=info.events)
+        if info.last_seen_ns is not None:
+            service.last_seen.FromNanoseconds(info.last_seen_ns)
+        return service
+
+    def ListServices(self, request: qpb.ListServicesRequest, context: grpc.ServicerContext) -> qpb.ListServicesResponse:
+        def run() -> qpb.ListServicesResponse:
+            with self.store.cursor() as cur:
+                found = analytics.list_services(cur, self.services, self.agent_id)
+            return qpb.ListServicesResponse(services=[self._service(s) for s in found])
+        return _answer(run, context)
+
+    def GetService(self, request: qpb.GetServiceRequest, context: grpc.ServicerContext) -> qpb.GetServiceResponse:
+        def run() -> qpb.GetServiceResponse:
+            with self.store.cursor() as cur:
+                info, functions = analytics.get_service(cur, request.name, self.services, self.agent_id)
+            return qpb.GetServiceResponse(services=[self._service(info)], instance_count=info.instance_count,
+                                          functions=functions)
+        return _answer(run, context)
+
+    def GetPercentile(self, request: qpb.GetPercentileRequest,
+                      context: grpc.ServicerContext) -> qpb.GetPercentileResponse:
+        def run() -> qpb.GetPercentileResponse:
+            with self.store.cursor() as cur:
+                answer = analytics.percentile(cur, request.service, request.metric, request.percentile,
+                                              request.time_range_ms, self.services)
+            reply = qpb.GetPercentileResponse(value=answer.value, unit="ns", count=answer.count)
+            answer.sketch.to_proto(reply.sketch)
+            return reply
+        return _answer(run, context)
+
+    def GetErrorRate(self, request: qpb.GetErrorRateRequest, context: grpc.ServicerContext) -> qpb.GetErrorRateResponse:
+        def run() -> qpb.GetErrorRateResponse:
+            with self.store.cursor() as cur:
+                rate, errors, total = analytics.error_rate(cur, request.service, request.function,
+                                                           request.time_range_ms, self.services)
+            return qpb.GetErrorRateResponse(rate=rate, error_count=errors, total_count=total)
+        return _answer(run, context)
+
+    def _traces(self, request: Any, *, min_duration_ns: int, errors_only: bool,
+                context: grpc.ServicerContext) -> qpb.FindTracesResponse:
+        def run() -> qpb.FindTracesResponse:
+            with self.store.cursor() as cur:
+                spans, total = analytics.find_spans(
+                    cur, request.service, request.function, min_duration_ns=min_duration_ns,
+                    errors_only=errors_only, window_ms=request.time_range_ms, limit=request.limit,
+                    services=self.services)
+            return qpb.FindTracesResponse(total_count=total, traces=[qpb.Trace(
+                trace_id=s.trace_id(self.agent_id), agent_id=self.agent_id, service=s.service, function=s.function,
+                pid=s.pid, tid=s.tid, timestamp_ns=s.timestamp_ns, duration_ns=s.duration_ns or 0,
+                return_value=s.return_value or 0, args=s.args) for s in spans])
+        return _answer(run, context)
+
+    def FindSlowTraces(self, request: qpb.FindSlowTracesRequest,
+                       context: grpc.ServicerContext) -> qpb.FindTracesResponse:
+        return self._traces(request, min_duration_ns=request.min_duration_ns, errors_only=False, context=context)
+
+    def FindErrorTraces(self, request: qpb.FindErrorTracesRequest,
+                        context: grpc.ServicerContext) -> qpb.FindTracesResponse:
+        return self._traces(request, min_duration_ns=0, errors_only=True, context=context)
+
+    def GetSystemMetrics(self, request: qpb.GetSystemMetricsRequest,
+                         context: grpc.ServicerContext) -> qpb.GetSystemMetricsResponse:
+        cpu, memory = self.sampler.cpu(), self.sampler.memory()
+        return qpb.GetSystemMetricsResponse(agents=[qpb.SystemMetrics(
+            agent_id=self.agent_id, cpu_usage_percent=cpu["usage_percent"], cores=cpu["cores"], load1=cpu["load1"],
+            load5=cpu["load5"], load15=cpu["load15"], memory_total_bytes=memory["total"],
+            memory_available_bytes=memory["available"], memory_used_bytes=memory["used"],
+            memory_usage_percent=memory["usage_percent"], sampled_at_ms=cpu["sampled_at_ms"])])
+
+    def ListAgents(self, request: qpb.ListAgentsRequest, context: grpc.ServicerContext) -> qpb.ListAgentsResponse:
+        now = Timestamp()
+        now.FromNanoseconds(time.time_ns())
+        return qpb.ListAgentsResponse(agents=[qpb.Agent(id=self.agent_id, reachable=True, last_seen=now,
+                                                        version=__version__, hostname=socket.gethostname())])
 
     def ExecuteQuery(self, request: qpb.ExecuteQueryRequest, context: grpc.ServicerContext) -> qpb.ExecuteQueryResponse:
         def run() -> qpb.ExecuteQueryResponse:

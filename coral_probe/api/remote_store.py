@@ -58,7 +58,8 @@ class AgentStore:
     def begin_probe_session(self, info: "ProbeSessionInfo") -> str:
         request = pb.BeginProbeSessionRequest(
             probe_type=info.probe_type, target=info.target, pid=info.pid or 0, functions=info.functions,
-            nargs=info.nargs, options_json=json.dumps(info.options))
+            nargs=info.nargs, options_json=json.dumps(info.options), service=info.service or "",
+            binary=info.binary or "")
         try:
             self._token = self.stub.BeginProbeSession(request, timeout=CALL_TIMEOUT_S).session_id
         except grpc.RpcError as e:

@@ -3,9 +3,17 @@
 import { request } from "./_client.ts";
 
 /**
- * The `p` percentile of `metric`'s (a function's) duration in `service`
- * (a process name or binary basename), in nanoseconds, over the last
- * `windowMs` (default: one hour). `p` is 0-1 (0.99) or 0-100 (99).
+ * The `p` percentile of `metric`'s (a function's) duration in `service`, in
+ * nanoseconds, over the last `windowMs` (default: one hour). `p` is 0-1
+ * (0.99) or 0-100 (99); 0 without calls.
+ *
+ * A service is named by `coral agent start --service NAME=BINARY` or
+ * `coral probe attach --service NAME`, else it is the probed binary's
+ * basename; one the agent does not know rejects with a `CoralError` of code
+ * NOT_FOUND listing the known ones. The value is read from the agent's
+ * latency sketch (a DDSketch, which `coral query metrics` merges across
+ * agents): within 1% relative error of the exact value of rank
+ * floor(p (n - 1)) of the n sorted durations.
  *
  * @example
  * ```ts ignore
@@ -42,7 +50,8 @@ export interface ErrorRateOptions {
 
 /**
  * The share (0-1) of calls in `service` that returned non-zero, over the
- * last `windowMs` (default: one hour).
+ * last `windowMs` (default: one hour); an unknown service rejects with
+ * NOT_FOUND, as for {@linkcode getPercentile}.
  *
  * @example
  * ```ts ignore

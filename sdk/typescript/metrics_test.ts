@@ -4,13 +4,33 @@ import * as coral from "./mod.ts";
 
 // The agent computes these from the probe events it stored (those of
 // `coral probe attach` sessions); a script's own subscriptions store none,
-// so with no session the answers are 0: shapes and bounds are checked.
+// but their sessions name the service: the answers may be 0, so shapes and
+// bounds are checked. A service the agent does not know is an error.
+
+/** The target's service, known to the agent once a probe of it has a session. */
+async function probedService(): Promise<string> {
+  const probe = coral.trace.uprobe("coral_work");
+  await probe.ready();
+  probe.close();
+  return serviceOf((await coral.target()).binary);
+}
+
+/** Rejected as a service the agent does not know, naming `known` among those it does. */
+async function checkUnknown(answer: Promise<unknown>, known: string) {
+  const e = await assertRejects(answer);
+  assert(
+    e instanceof coral.CoralError && e.code === "NOT_FOUND" &&
+      e.message.includes("unknown service 'coral_no_service': known: ") &&
+      e.message.includes(known),
+    String(e),
+  );
+}
 
 Deno.test({
   name: "agent: metrics.getPercentile answers a duration in ns",
   ignore: !hasAgent,
   async fn() {
-    const service = serviceOf((await coral.target()).binary);
+    const service = await probedService();
     for (const p of [0.5, 99]) {
       const v = await coral.metrics.getPercentile(service, "coral_work", p);
       assert(
@@ -25,13 +45,9 @@ Deno.test({
       60_000,
     );
     assert(windowed >= 0, `windowed ${windowed}`);
-    assert(
-      await coral.metrics.getPercentile(
-        "coral_no_service",
-        "coral_work",
-        0.5,
-      ) ===
-        0,
+    await checkUnknown(
+      coral.metrics.getPercentile("coral_no_service", "coral_work", 0.5),
+      service,
     );
     // The percentile reaches the agent, which checks its range.
     const e = await assertRejects(
@@ -49,7 +65,7 @@ Deno.test({
   name: "agent: metrics.getErrorRate answers a share in [0, 1]",
   ignore: !hasAgent,
   async fn() {
-    const service = serviceOf((await coral.target()).binary);
+    const service = await probedService();
     for (
       const rate of [
         await coral.metrics.getErrorRate(service),
@@ -64,7 +80,7 @@ Deno.test({
         `rate ${rate}`,
       );
     }
-    assert(await coral.metrics.getErrorRate("coral_no_service") === 0);
+    await checkUnknown(coral.metrics.getErrorRate("coral_no_service"), service);
     await coral.close();
   },
 });

@@ -52,8 +52,9 @@ async function find(
 }
 
 /**
- * The slowest recorded calls of `service` (a process name or binary
- * basename), slowest first.
+ * The slowest recorded calls of `service` (named as for
+ * `metrics.getPercentile`; an unknown one rejects with NOT_FOUND), slowest
+ * first.
  *
  * @example
  * ```ts ignore

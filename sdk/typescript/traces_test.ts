@@ -1,9 +1,19 @@
-import { assert, assertEquals } from "./_assert.ts";
+import { assert, assertEquals, assertRejects } from "./_assert.ts";
 import { hasAgent, serviceOf } from "./_real_agent.ts";
 import * as coral from "./mod.ts";
 
 // Spans come from the probe events the agent stored (those of `coral probe
-// attach` sessions); with none the answers are []: bounds are checked.
+// attach` sessions); a script's own subscriptions store none, but their
+// sessions name the service: with no events the answers are [], so bounds
+// are checked. A service the agent does not know is an error.
+
+/** The target's service, known to the agent once a probe of it has a session. */
+async function probedService(): Promise<string> {
+  const probe = coral.trace.uprobe("coral_work");
+  await probe.ready();
+  probe.close();
+  return serviceOf((await coral.target()).binary);
+}
 
 function checkSpan(s: coral.Span, service: string): void {
   assertEquals(s.function, "coral_work");
@@ -21,7 +31,7 @@ Deno.test({
     "agent: traces.findSlow answers at most limit spans, slowest first, of the function asked",
   ignore: !hasAgent,
   async fn() {
-    const service = serviceOf((await coral.target()).binary);
+    const service = await probedService();
     const spans = await coral.traces.findSlow(service, {
       function: "coral_work",
       minDurationMs: 0,
@@ -53,7 +63,7 @@ Deno.test({
   name: "agent: traces.findErrors answers non-zero returns, newest first",
   ignore: !hasAgent,
   async fn() {
-    const service = serviceOf((await coral.target()).binary);
+    const service = await probedService();
     const spans = await coral.traces.findErrors(service, {
       function: "coral_work",
       limit: 5,
@@ -64,7 +74,13 @@ Deno.test({
       assert(s.returnValue !== 0, `returnValue ${s.returnValue}`);
       if (k > 0) assert(s.timestampNs <= spans[k - 1].timestampNs, "sorted");
     }
-    assertEquals(await coral.traces.findErrors("coral_no_service"), []);
+    const e = await assertRejects(coral.traces.findErrors("coral_no_service"));
+    assert(
+      e instanceof coral.CoralError && e.code === "NOT_FOUND" &&
+        e.message.includes(`unknown service 'coral_no_service': known: `) &&
+        e.message.includes(service),
+      String(e),
+    );
     await coral.close();
   },
 });

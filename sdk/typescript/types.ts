@@ -98,7 +98,7 @@ export interface QueryResult {
 export interface Span {
   /** The function called. */
   function: string;
-  /** Process name (comm) or binary basename. */
+  /** The service of its probe session (`--service`, else the probed binary's basename). */
   service: string;
   /** Process id. */
   pid: number;

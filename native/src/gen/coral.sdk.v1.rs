@@ -236,8 +236,8 @@ pub struct QueryReply {
     #[prost(bool, tag = "4")]
     pub truncated: bool,
 }
-/// Probe events are function-level spans: service is the process name (comm)
-/// or binary basename, metric/function the probed function.
+/// Probe events are function-level spans: service is their session's service
+/// (--service, else the probed binary's basename), metric/function the probed function.
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct GetPercentile {
     #[prost(string, tag = "1")]

@@ -343,7 +343,7 @@ class ListFunctionsResponse(_message.Message):
     def __init__(self, functions: _Optional[_Iterable[_Union[FunctionInfo, _Mapping]]] = ..., truncated: _Optional[bool] = ...) -> None: ...
 
 class BeginProbeSessionRequest(_message.Message):
-    __slots__ = ("probe_type", "target", "pid", "functions", "nargs", "options_json", "service")
+    __slots__ = ("probe_type", "target", "pid", "functions", "nargs", "options_json", "service", "binary")
     PROBE_TYPE_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
@@ -351,6 +351,7 @@ class BeginProbeSessionRequest(_message.Message):
     NARGS_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_JSON_FIELD_NUMBER: _ClassVar[int]
     SERVICE_FIELD_NUMBER: _ClassVar[int]
+    BINARY_FIELD_NUMBER: _ClassVar[int]
     probe_type: str
     target: str
     pid: int
@@ -358,7 +359,8 @@ class BeginProbeSessionRequest(_message.Message):
     nargs: int
     options_json: str
     service: str
-    def __init__(self, probe_type: _Optional[str] = ..., target: _Optional[str] = ..., pid: _Optional[int] = ..., functions: _Optional[_Iterable[str]] = ..., nargs: _Optional[int] = ..., options_json: _Optional[str] = ..., service: _Optional[str] = ...) -> None: ...
+    binary: str
+    def __init__(self, probe_type: _Optional[str] = ..., target: _Optional[str] = ..., pid: _Optional[int] = ..., functions: _Optional[_Iterable[str]] = ..., nargs: _Optional[int] = ..., options_json: _Optional[str] = ..., service: _Optional[str] = ..., binary: _Optional[str] = ...) -> None: ...
 
 class BeginProbeSessionResponse(_message.Message):
     __slots__ = ("session_id",)

@@ -242,8 +242,8 @@ export interface QueryReply {
 }
 
 /**
- * Probe events are function-level spans: service is the process name (comm)
- * or binary basename, metric/function the probed function.
+ * Probe events are function-level spans: service is their session's service
+ * (--service, else the probed binary's basename), metric/function the probed function.
  */
 export interface GetPercentile {
   service: string;
