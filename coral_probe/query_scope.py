@@ -54,16 +54,17 @@ def apply_scope(cur, scope: QueryScope) -> None:
                     f" WHERE {column} = {_literal(getattr(scope, field))}")
 
 
-def check_statement(cur, sql: str, who: str = "db.query") -> None:
-    """Refuses a statement naming anything but the scoped tables
-    (PermissionDenied); `who` names the asker in the message."""
+def check_statement(cur, sql: str, who: str = "db.query", tables: frozenset[str] = TABLES) -> None:
+    """Refuses a statement naming anything but `tables` (the scoped ones by
+    default; the colony passes its own) (PermissionDenied); `who` names the
+    asker in the message."""
     parsed = json.loads(cur.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0])
     if parsed.get("error") or len(parsed.get("statements", [])) != 1:
         raise CoralError(f"{who} takes one read-only SELECT statement")
     try:
-        _walk(parsed["statements"][0], frozenset())
+        _walk(parsed["statements"][0], frozenset(), tables)
     except _Refused as e:
-        raise PermissionDenied(f"{who} may not read {e}: it reads only the tables {', '.join(sorted(TABLES))}"
+        raise PermissionDenied(f"{who} may not read {e}: it reads only the tables {', '.join(sorted(tables))}"
                                f" (unqualified) and the table functions "
                                f"{', '.join(f'{f}()' for f in sorted(TABLE_FUNCTIONS))}") from None
 
@@ -76,10 +77,10 @@ def _refuse(what: str) -> None:
     raise _Refused(what)
 
 
-def _walk(node, ctes: frozenset[str]) -> None:
+def _walk(node, ctes: frozenset[str], tables: frozenset[str]) -> None:
     if isinstance(node, list):
         for item in node:
-            _walk(item, ctes)
+            _walk(item, ctes, tables)
         return
     if not isinstance(node, dict):
         return
@@ -87,17 +88,17 @@ def _walk(node, ctes: frozenset[str]) -> None:
     for entry in entries:
         # A CTE's body sees only the CTEs before it: `WITH duckdb_tables AS
         # (SELECT * FROM duckdb_tables)` reads the catalog view in its body.
-        _walk(entry.get("value"), ctes)
+        _walk(entry.get("value"), ctes, tables)
         ctes = ctes | {str(entry.get("key", "")).lower()}
     if node.get("type") == "RECURSIVE_CTE_NODE":
         ctes = ctes | {str(node.get("cte_name", "")).lower()}
-    _check_node(node, ctes)
+    _check_node(node, ctes, tables)
     for key, value in node.items():
         if key != "cte_map":
-            _walk(value, ctes)
+            _walk(value, ctes, tables)
 
 
-def _check_node(node: dict, ctes: frozenset[str]) -> None:
+def _check_node(node: dict, ctes: frozenset[str], tables: frozenset[str]) -> None:
     kind = node.get("type")
     # Expressions have a class, query nodes modifiers; FROM items neither.
     is_table_ref = ("class" not in node and "modifiers" not in node
@@ -109,7 +110,7 @@ def _check_node(node: dict, ctes: frozenset[str]) -> None:
         if node.get("schema_name") or node.get("catalog_name"):
             qualified = ".".join(filter(None, (node.get("catalog_name"), node.get("schema_name"), name)))
             _refuse(f"qualified names ({qualified})")
-        if name.lower() not in TABLES and name.lower() not in ctes:
+        if name.lower() not in tables and name.lower() not in ctes:
             _refuse(f"table {name}")
     if node.get("class") == "FUNCTION" and (node.get("schema") or node.get("catalog")):
         _refuse(f"qualified functions ({node.get('function_name')})")

@@ -56,7 +56,11 @@ def start(*, agents: list[AgentAddress], credentials: Credentials, deadline_s: f
             log(f"serving on unix:{socket_path}" + (
                 f" and {listen} (port {getattr(server, 'coral_tcp_port', '?')}, {'TLS' if tls_cert else 'token'})"
                 if listen else "") + f" for {len(agents)} agents (coral {__version__})")
-            signals.requested.wait()
+            # In slices: a signal the kernel hands to another thread (as it does
+            # right after a SIGCONT) runs its handler only when the main thread
+            # is back in Python, which an untimed wait never is.
+            while not signals.requested.wait(0.5):
+                pass
             log(f"stopping ({signals.reason})")
             server.stop(SERVER_GRACE_S).wait()
             server = None
