@@ -52,14 +52,16 @@ def connection_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class AgentConnection:
-    """One channel to the agent; RPC failures become one-line AgentErrors."""
+    """One channel to the agent (or, `role="colony"`, to a colony: the same
+    QueryService); RPC failures become one-line AgentErrors."""
 
     def __init__(self, agent: str | None = None, tls_ca: str | None = None, tls_cert: str | None = None,
-                 tls_key: str | None = None, token_file: str | None = None):
+                 tls_key: str | None = None, token_file: str | None = None, *, role: str = "agent"):
         from .api import client
         from .paths import coral_home
 
         home = coral_home()
+        self.role = role
         self.name, _ = client.target(agent, home=home)
         self.channel = client.channel(agent, home=home, tls_ca=tls_ca, token_file=token_file,
                                       tls_cert=tls_cert, tls_key=tls_key)
@@ -101,7 +103,7 @@ class AgentConnection:
         code = e.code() if hasattr(e, "code") else None
         details = (e.details() if hasattr(e, "details") else None) or ""
         if code == grpc.StatusCode.UNAVAILABLE:
-            return AgentError(f"no agent at {self.name} (start one with `coral agent start`)")
+            return AgentError(f"no {self.role} at {self.name} (start one with `coral {self.role} start`)")
         if code == grpc.StatusCode.DEADLINE_EXCEEDED and not details:
             details = "the agent did not answer in time"
         first = details.strip().splitlines()[0] if details.strip() else ""

@@ -99,7 +99,7 @@ def _run_in_agent(socket: Path, req: RunRequest, timeout: float) -> int:
             if ended is None:  # stopped from here: the agent ends it (streams, grace, probes detached)
                 print(f"coral: script stopped: {signals.reason}", file=sys.stderr)
                 return signals.exit_code
-            return _ended(*ended)
+            return run_ended(*ended)
         return _repeat(req, signals, run_once)
 
 
@@ -132,13 +132,18 @@ def _run_once(agent: AgentRuntime, req: RunRequest, timeout: float, signals: Sto
     finally:
         if launched:
             launched.kill()
-    return _ended(run.status, run.reason, run.exit_code)
+    return run_ended(run.status, run.reason, run.exit_code)
 
 
-def _ended(status: str, reason: str | None, exit_code: int | None) -> int:
+def run_ended(status: str, reason: str | None, exit_code: int | None) -> int:
     """What `coral run` says and returns at a run's end, local or in an agent."""
     if status in ("timeout", "stopped"):
         print(f"coral: script stopped: {reason}", file=sys.stderr)
+    return exit_code_of(status, exit_code)
+
+
+def exit_code_of(status: str, exit_code: int | None) -> int:
+    """The exit code of `coral run` for a run that ended so (one agent's, in a fleet run too)."""
     if status == "timeout":
         return 124
     if exit_code is None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import grpc
 
-from ..agent_client import CALL_TIMEOUT_S, AgentConnection
 from ..queries import ReadRows
 from ..query_wire import decode_rows
 from . import pb, pb_grpc, qpb, qpb_grpc
@@ -21,7 +20,10 @@ def ask(channel: grpc.Channel, sql: str, *, max_rows: int, timeout_s: float,
 def execute(channel: grpc.Channel, sql: str, *, max_rows: int, timeout_s: float,
             query_timeout_ms: int = 0) -> ReadRows:
     """The rows as Python values, as `coral query sql` reads them from the file."""
-    reply = ask(channel, sql, max_rows=max_rows, timeout_s=timeout_s, query_timeout_ms=query_timeout_ms)
+    return rows_of(ask(channel, sql, max_rows=max_rows, timeout_s=timeout_s, query_timeout_ms=query_timeout_ms))
+
+
+def rows_of(reply: qpb.ExecuteQueryResponse) -> ReadRows:
     types = list(reply.column_types)
     return ReadRows(list(reply.columns), types, decode_rows(reply.rows_json, types), reply.truncated)
 
@@ -31,9 +33,3 @@ def list_functions(channel: grpc.Channel, *, binary: str = "", pid: int = 0, pat
     return pb_grpc.AgentServiceStub(channel).ListFunctions(
         pb.ListFunctionsRequest(binary=binary, pid=pid, pattern=pattern, limit=limit), timeout=timeout_s)
 
-
-def read_through_agent(sql: str, limit: int) -> ReadRows:
-    """`coral query sql` while an agent serves $CORAL_HOME: the agent runs it
-    (it holds the DuckDB file). Its refusals: one line, exit 1."""
-    with AgentConnection() as agent:
-        return agent.rpc(lambda: execute(agent.channel, sql, max_rows=limit, timeout_s=CALL_TIMEOUT_S))

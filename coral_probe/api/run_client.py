@@ -13,7 +13,7 @@ from typing import Any
 
 import grpc
 
-from ..agent_client import local_user
+from ..agent_client import AgentError, local_user
 from ..errors import CoralError
 from ..stopping import StopSignals
 from ..terminal import safe_text
@@ -33,11 +33,17 @@ class AgentRefused(CoralError):
 
 
 class RemoteRunner:
-    """One channel to the agent at `socket`, for as many runs as --watch makes."""
+    """One channel to an agent: the one serving this home (its socket, a
+    Path), or `--agent ADDR` (unix:PATH or HOST:PORT, with the TLS/token
+    options of agent_client.connection_options); for as many runs as --watch makes."""
 
-    def __init__(self, socket: Path):
-        self.socket = socket
-        self.channel = client.channel(f"unix:{socket}", home=socket.parent)
+    def __init__(self, agent: Path | str, *, tls_ca: str | None = None, tls_cert: str | None = None,
+                 tls_key: str | None = None, token_file: str | None = None):
+        from ..paths import coral_home
+
+        self.address = f"unix:{agent}" if isinstance(agent, Path) else agent
+        self.channel = client.channel(self.address, home=coral_home(), tls_ca=tls_ca, tls_cert=tls_cert,
+                                      tls_key=tls_key, token_file=token_file)
         self.stub = client.stub(self.channel)
 
     def __enter__(self) -> "RemoteRunner":
@@ -50,10 +56,12 @@ class RemoteRunner:
         """(status, reason, exit code) of the run, or None when a stop was asked here first."""
         call = self.stub.RunScript(request)  # no deadline: the run's own timeout bounds it
         finished = threading.Event()
-        threading.Thread(target=_cancel_when_asked, args=(call, signals, finished), name="coral-run-stop",
+        threading.Thread(target=cancel_when_asked, args=(call, signals, finished), name="coral-run-stop",
                          daemon=True).start()
+        answered = False
         try:
             for output in call:
+                answered = True
                 which = output.WhichOneof("output")
                 if which == "log":
                     sink = sys.stdout if output.log.stream == "stdout" else sys.stderr
@@ -65,18 +73,20 @@ class RemoteRunner:
         except grpc.RpcError as e:
             if signals.requested.is_set():
                 return None
-            raise self._error(e) from None
+            raise self._error(e, answered) from None
         finally:
             finished.set()
             call.cancel()
         if signals.requested.is_set():
             return None
-        raise CoralError(f"the agent at {self.socket} ended the run without saying how it ended")
+        raise CoralError(f"the agent at {self.address} ended the run without saying how it ended")
 
-    def _error(self, e: grpc.RpcError) -> CoralError:
+    def _error(self, e: grpc.RpcError, answered: bool) -> CoralError:
         code = e.code() if hasattr(e, "code") else None
+        if code == grpc.StatusCode.UNAVAILABLE and not answered:
+            return AgentError(f"no agent at {self.address} (start one with `coral agent start`)")
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
-            return CoralError(f"the agent at {self.socket} went away (stopped?); the script no longer runs")
+            return CoralError(f"the agent at {self.address} went away (stopped?); the script no longer runs")
         details = (e.details() if hasattr(e, "details") else None) or str(code)
         trailing = dict(e.trailing_metadata() or ()) if hasattr(e, "trailing_metadata") else {}
         exit_code = trailing.get(EXIT_CODE_KEY, "")
@@ -98,7 +108,7 @@ def request_of(script: Path, *, params: dict[str, str], timeout_s: float, daemon
                                created_by=local_user())
 
 
-def _cancel_when_asked(call: Any, signals: StopSignals, finished: threading.Event) -> None:
+def cancel_when_asked(call: Any, signals: StopSignals, finished: threading.Event) -> None:
     """The main thread is inside gRPC's wait for the next output: a stop
     asked is noticed here, and the call cancelled (the agent then stops the run)."""
     while not finished.is_set():
