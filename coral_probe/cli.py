@@ -12,6 +12,7 @@ from pathlib import Path  # noqa: E402
 import click  # noqa: E402
 
 from . import __version__  # noqa: E402
+from .agent_client import connection_options  # noqa: E402
 from .durations import parse_duration_ns  # noqa: E402
 from .errors import CoralError  # noqa: E402
 from .terminal import safe_text  # noqa: E402
@@ -63,11 +64,14 @@ def probe() -> None:
               help="Cap on functions a wildcard may select.")
 @click.option("--script", "script", type=click.Path(dir_okay=False, path_type=Path),
               help="TypeScript filter script: its trace.uprobe(FUNCTION) joins these probes.")
+@click.option("--service", metavar="NAME", help="The session's service [default: the agent's name for the binary, "
+                                                 "else its basename].")
 @click.option("--ring-pages", type=int, default=1024, hidden=True, help="Ring buffer size in pages.")
 @click.option("--dump-bpf", is_flag=True, hidden=True, help="Print the generated BPF program and exit.")
 @click.pass_context
 def probe_attach(ctx: click.Context, functions, binary, pid, kernel_functions, tracepoints, usdt, with_return, nargs,
-                 min_duration, sample, duration, output, db_path, script, max_functions, ring_pages, dump_bpf) -> None:
+                 min_duration, sample, duration, output, db_path, script, max_functions, service, ring_pages,
+                 dump_bpf) -> None:
     """Attach to FUNCTION... and stream every call.
 
     \b
@@ -90,7 +94,7 @@ def probe_attach(ctx: click.Context, functions, binary, pid, kernel_functions, t
         usdt=list(usdt),
         binary=binary, pid=pid, command=(ctx.obj or {}).get(_COMMAND_KEY, []), options=options,
         duration_s=parse_duration_ns(duration, option="--duration") / 1e9 if duration else None,
-        output=output, db_path=db_path, dump_bpf=dump_bpf, script=script)
+        output=output, db_path=db_path, dump_bpf=dump_bpf, script=script, service=service)
     try:
         code = run_attach(request)
     except TooManyFunctions as e:
@@ -144,18 +148,31 @@ def probe_list(ctx: click.Context, usdt: bool, binary: str | None, pid: int | No
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
               help="DuckDB file [default: $CORAL_HOME/agent.duckdb].")
 @click.option("--allow-probe", "allow_probe", multiple=True, metavar="KIND[:PATTERN]", help=_ALLOW_PROBE_HELP)
+@connection_options
+@click.option("--colony", metavar="unix:PATH|HOST:PORT", help="Run it on the colony's agents of --targets SERVICE.")
+@click.option("--targets", metavar="SERVICE", help="With --colony: the service whose agents run it.")
 @click.pass_context
-def run(ctx: click.Context, script, pid, binary, params, timeout, daemon, watch, db_path, allow_probe) -> None:
+def run(ctx: click.Context, script, pid, binary, params, timeout, daemon, watch, db_path, allow_probe,
+        colony, targets, **remote) -> None:
     """Run SCRIPT.ts in the sandbox, against a target.
 
     \b
     coral run slow.ts -- ./payments --calls 100
     coral run report.ts --pid 4242 --param threshold=500
     coral run syscalls.ts --pid 4242 --allow-probe 'tracepoint:syscalls:*'
+    coral run check.ts --agent 10.0.0.5:7443 --tls-ca ca.pem
+    coral run check.ts --colony unix:/root/.coral/colony.sock --targets payments
     """
     from .agent.policy import ProbePolicy
     from .agent.run import RunRequest, parse_params, run_script
 
+    if colony is not None or targets is not None or any(v is not None for v in remote.values()):
+        from .api.remote_run import run_remote
+
+        ctx.exit(run_remote(script, colony=colony, targets=targets, **remote, params=parse_params(params),
+                            timeout_s=timeout, daemon=daemon, pid=pid, binary=binary,
+                            local_only={"--watch": watch, "--db": db_path, "--allow-probe": allow_probe,
+                                        "-- COMMAND": (ctx.obj or {}).get(_COMMAND_KEY)}))
     request = RunRequest(script=script, binary=binary, pid=pid, command=(ctx.obj or {}).get(_COMMAND_KEY, []),
                          params=parse_params(params), timeout_s=timeout, daemon=daemon, watch=watch,
                          db_path=db_path, policy=ProbePolicy.parse(allow_probe))
@@ -211,61 +228,50 @@ def agent(ctx: click.Context, socket_path, token_file, pid, binary, db_path, max
 @click.option("--log-lines-per-second", "log_lines_per_s", type=click.IntRange(1, 10_000_000),
               default=200, show_default=True, metavar="N",  # log_pump.LINES_PER_S, not imported by every command
               help="Log lines each execution stores a second (bursts of 10x); past it lines are dropped, counted.")
+@click.option("--service", "services", multiple=True, metavar="NAME=BINARY",
+              help="Name the sessions probing BINARY (repeatable); queries ask for services by name.")
+@click.option("--id", "agent_id", metavar="AGENT_ID", help="This agent's id in the fleet [default: the hostname].")
+@click.option("--emits-per-second", "emits_per_s", type=click.IntRange(1, 10_000_000), default=100,
+              show_default=True, metavar="N",  # handlers.EMITS_PER_S, not imported by every command
+              help="Emits each execution may make a second (bursts of 10x); past it emits are refused, counted.")
+@click.option("--colony", metavar="unix:PATH|HOST:PORT",
+              help="Push emitted events to this colony (at least once: unacknowledged ones are sent again).")
+@click.option("--colony-tls-ca", metavar="PATH", help="CA that signed the colony's certificate (HOST:PORT).")
+@click.option("--colony-tls-cert", metavar="PATH", help="Client certificate for a colony with mutual TLS.")
+@click.option("--colony-tls-key", metavar="PATH", help="Its private key.")
+@click.option("--colony-token-file", metavar="PATH", help="Bearer token for the colony's TCP port.")
 @click.pass_context
 def agent_start(ctx: click.Context, listen, tls_cert, tls_key, client_ca, token_file, db_path, allow_probe,
-                log_lines_per_s) -> None:
+                log_lines_per_s, services, agent_id, emits_per_s, colony, colony_tls_ca, colony_tls_cert,
+                colony_tls_key, colony_token_file) -> None:
     """Run the resident agent in the foreground (SIGTERM stops it cleanly).
 
     \b
     coral agent start
     coral agent start --listen 0.0.0.0:7443 --tls-cert agent.pem --tls-key agent.key --client-ca ca.pem
+    coral agent start --id web-1 --service payments=/opt/pay/payments
+    coral agent start --id web-1 --colony colony.example:7444 --colony-tls-ca ca.pem
     """
+    import socket
+
     from .agent.policy import ProbePolicy
     from .api.agent_main import start
+    from .services import ServiceMap, check_name
 
+    colony_options = {"--colony-tls-ca": colony_tls_ca, "--colony-tls-cert": colony_tls_cert,
+                      "--colony-tls-key": colony_tls_key, "--colony-token-file": colony_token_file}
+    if colony is None and (given := [name for name, value in colony_options.items() if value is not None]):
+        raise click.UsageError(f"{given[0]} goes with --colony")
+    if colony is not None:
+        from .agent.emit_pusher import ColonyOptions
+
+        colony = ColonyOptions(colony, tls_ca=colony_tls_ca, tls_cert=colony_tls_cert, tls_key=colony_tls_key,
+                               token_file=colony_token_file)
     ctx.exit(start(listen=listen, tls_cert=tls_cert, tls_key=tls_key, client_ca=client_ca, token_file=token_file,
-                   db_path=db_path, policy=ProbePolicy.parse(allow_probe), log_lines_per_s=log_lines_per_s))
-
-
-@cli.group()
-def query() -> None:
-    """Read the agent's DuckDB (read-only)."""
-
-
-@query.command("sql")
-@click.argument("sql")
-@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="DuckDB file [default: $CORAL_HOME/agent.duckdb].")
-@click.option("--limit", type=click.IntRange(1, 10_000), default=1000, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="JSON lines: one object per row.")
-@click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")
-def query_sql(sql: str, db_path: Path | None, limit: int, as_json: bool, as_csv: bool) -> None:
-    """Run one read-only SQL query and print the rows.
-
-    \b
-    coral query sql "SELECT function_name, count(*) FROM probe_events GROUP BY 1"
-    coral query sql --json "SELECT * FROM probe_sessions" | jq .hits
-    coral query sql --csv "SELECT timestamp, duration_ns FROM probe_events" > calls.csv
-    """
-    from .paths import coral_home, live_agent
-    from .queries import print_query, print_rows
-
-    if as_json and as_csv:
-        raise click.UsageError("--json and --csv are mutually exclusive")
-    fmt = "json" if as_json else "csv" if as_csv else "table"
-    try:
-        if db_path is None and live_agent(coral_home()) is not None:
-            # The agent holds the file: it runs the query (read-only, as db.query).
-            from .api.query_client import read_through_agent
-
-            print_rows(read_through_agent(sql, limit), limit, fmt)
-        else:
-            print_query(sql, db_path, limit, fmt)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # The reader had enough (`| head`): not an error. Python would fail
-        # again flushing stdout at exit, so it goes to /dev/null.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                   db_path=db_path, policy=ProbePolicy.parse(allow_probe), log_lines_per_s=log_lines_per_s,
+                   services=ServiceMap.parse(services),
+                   agent_id=check_name(agent_id, "--id") if agent_id is not None else socket.gethostname(),
+                   emits_per_s=emits_per_s, colony=colony))
 
 
 @cli.command()
@@ -285,9 +291,10 @@ def doctor() -> None:
 
 # `coral script …` (deployed scripts on a resident agent): declared in
 # script_cli.py, which imports grpc and rich only when one of them runs.
-from .agent_client import connection_options  # noqa: E402
+from .query_cli import query as _query_group  # noqa: E402
 from .script_cli import script as _script_group  # noqa: E402
 
+cli.add_command(_query_group)
 cli.add_command(_script_group)
 from .colony_cli import colony as _colony_group  # noqa: E402
 

@@ -5,7 +5,11 @@ agent's store and find functions to probe, all through the agent's gRPC API.
 Tools: coral_deploy_script, coral_list_scripts, coral_script_status (input
 schemas of seed 002; `targets` is accepted and ignored on one host),
 coral_stop_script, coral_query_sql (QueryService.ExecuteQuery: the read-only
-guardrails of db.query) and coral_list_functions (AgentService.ListFunctions).
+guardrails of db.query), coral_list_functions (AgentService.ListFunctions),
+and the fleet view's questions, each one QueryService call answered by the
+query functions the SDK's metrics.*/traces.* use: coral_list_services,
+coral_query_metrics (a latency percentile or an error rate) and
+coral_query_traces (slow or failed calls).
 A refusal of the agent, an unreachable agent or arguments off the schema come
 back as a tool error (isError) carrying the one-line message. A deployment
 records the MCP client's name (its initialize clientInfo) as created_by.
@@ -37,6 +41,8 @@ DEFAULT_QUERY_ROWS = 100      # an assistant's context is small; it may ask for 
 DEFAULT_FUNCTIONS = 200
 DEFAULT_LOG_LINES = 20
 MAX_LOG_LINES = 1000
+DEFAULT_TRACES = 10
+_WINDOW = {"type": "string", "description": "How far back, e.g. 5m, 1h (default 1h)"}
 
 TOOLS = [
     types.Tool(
@@ -128,6 +134,44 @@ TOOLS = [
                 "limit": {"type": "integer", "minimum": 1, "maximum": 10_000,
                           "description": f"At most this many (default {DEFAULT_FUNCTIONS})"},
             },
+        }),
+    types.Tool(
+        name="coral_list_services",
+        description="Services the agent knows (named targets: probed binaries), with their instances "
+                    "(processes seen), events and last event.",
+        input_schema={"type": "object", "properties": {}}),
+    types.Tool(
+        name="coral_query_metrics",
+        description="A latency percentile of a service's probed function (from a mergeable sketch, within "
+                    "1%), or the service's error rate (calls returning non-zero).",
+        input_schema={
+            "type": "object",
+            "properties": {
+                "service": {"type": "string"},
+                "function": {"type": "string", "description": "The probed function (needed for a percentile)"},
+                "percentile": {"type": "number", "exclusiveMinimum": 0, "maximum": 100,
+                               "description": "0-100, e.g. 99"},
+                "error_rate": {"type": "boolean", "description": "The error rate instead of a percentile"},
+                "window": _WINDOW,
+            },
+            "required": ["service"],
+        }),
+    types.Tool(
+        name="coral_query_traces",
+        description="A service's slowest calls (at least threshold_ms) or its latest failed calls "
+                    "(non-zero return), with pid, tid, args and return value.",
+        input_schema={
+            "type": "object",
+            "properties": {
+                "service": {"type": "string"},
+                "kind": {"enum": ["slow", "errors"]},
+                "function": {"type": "string", "description": "Only this probed function"},
+                "threshold_ms": {"type": "number", "minimum": 0, "description": "slow: at least this long"},
+                "window": _WINDOW,
+                "limit": {"type": "integer", "minimum": 1, "maximum": 10_000,
+                          "description": f"At most this many (default {DEFAULT_TRACES})"},
+            },
+            "required": ["service", "kind"],
         }),
 ]
 _SCHEMAS = {tool.name: tool.input_schema for tool in TOOLS}
@@ -255,6 +299,78 @@ class Tools:
         return "\n".join(lines) or "no functions", {"functions": functions, "truncated": reply.truncated}
 
 
+    def list_services(self, args: dict[str, Any], client_name: str) -> tuple[str, dict[str, Any]]:
+        from .api import qpb, qpb_grpc
+
+        reply = self.agent.rpc(lambda: qpb_grpc.QueryServiceStub(self.agent.channel).ListServices(
+            qpb.ListServicesRequest(), timeout=CALL_TIMEOUT_S))
+        services = [_as_dict(s) for s in reply.services]
+        lines = [f"{s.name} on {s.agent_id}: {s.instance_count} instances, {s.events} events"
+                 + (f", last {s.last_seen.ToJsonString()}" if s.HasField("last_seen") else "")
+                 for s in reply.services]
+        return "\n".join(lines) or "no services yet", {"services": services}
+
+    def query_metrics(self, args: dict[str, Any], client_name: str) -> tuple[str, dict[str, Any]]:
+        from .api import qpb, qpb_grpc
+        from .durations import format_ns
+
+        stub = qpb_grpc.QueryServiceStub(self.agent.channel)
+        service, function, window = args["service"], args.get("function", ""), _window_ms(args)
+        if args.get("error_rate"):
+            if "percentile" in args:
+                raise ToolError("give percentile or error_rate, not both")
+            rate = self.agent.rpc(lambda: stub.GetErrorRate(qpb.GetErrorRateRequest(
+                service=service, function=function, time_range_ms=window), timeout=CALL_TIMEOUT_S))
+            return (f"{service}{' ' + function if function else ''}: error rate {rate.rate:.2%} "
+                    f"({rate.error_count} of {rate.total_count} calls)"), _as_dict(rate)
+        if "percentile" not in args or not function:
+            raise ToolError("a percentile needs percentile and function (or ask for error_rate)")
+        answer = self.agent.rpc(lambda: stub.GetPercentile(qpb.GetPercentileRequest(
+            service=service, metric=function, percentile=args["percentile"], time_range_ms=window),
+            timeout=CALL_TIMEOUT_S))
+        out = {"value_ns": answer.value, "count": answer.count, "relative_error": answer.sketch.relative_accuracy}
+        return (f"{service} {function}: p{args['percentile']:g} = {format_ns(answer.value)} over {answer.count} calls"
+                f" (within {answer.sketch.relative_accuracy:.0%})"), out
+
+    def query_traces(self, args: dict[str, Any], client_name: str) -> tuple[str, dict[str, Any]]:
+        from .api import qpb, qpb_grpc
+        from .durations import format_ns
+
+        stub = qpb_grpc.QueryServiceStub(self.agent.channel)
+        common = {"service": args["service"], "function": args.get("function", ""), "time_range_ms": _window_ms(args),
+                  "limit": args.get("limit", DEFAULT_TRACES)}
+        if args["kind"] == "slow":
+            request = qpb.FindSlowTracesRequest(min_duration_ns=round(args.get("threshold_ms", 0) * 1e6), **common)
+            reply = self.agent.rpc(lambda: stub.FindSlowTraces(request, timeout=CALL_TIMEOUT_S))
+        else:
+            if "threshold_ms" in args:
+                raise ToolError("threshold_ms applies to kind slow")
+            reply = self.agent.rpc(lambda: stub.FindErrorTraces(qpb.FindErrorTracesRequest(**common),
+                                                                timeout=CALL_TIMEOUT_S))
+        lines = [f"{len(reply.traces)} of {reply.total_count} calls"]
+        lines += [f"{t.function} {format_ns(t.duration_ns)} ret={t.return_value} pid={t.pid} tid={t.tid} "
+                  f"args={list(t.args)} ({t.trace_id})" for t in reply.traces]
+        return "\n".join(lines), {"traces": [_as_dict(t) for t in reply.traces], "total_count": reply.total_count}
+
+
+def _window_ms(args: dict[str, Any]) -> int:
+    from .durations import parse_duration_ns
+
+    return parse_duration_ns(args["window"], option="window") // 1_000_000 if args.get("window") else 0
+
+
+def _as_dict(message: Any) -> dict[str, Any]:
+    """A reply as JSON values: 64-bit integers as numbers (json_format would make them strings)."""
+    from google.protobuf.json_format import MessageToDict
+
+    out = MessageToDict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+    for field in message.DESCRIPTOR.fields:
+        if field.name in out and field.cpp_type in (field.CPPTYPE_INT64, field.CPPTYPE_UINT64):
+            value = getattr(message, field.name)
+            out[field.name] = list(value) if field.is_repeated else value
+    return out
+
+
 def _client_name(ctx: ServerRequestContext) -> str:
     params = ctx.session.client_params
     name = params.client_info.name if params is not None else ""
@@ -291,7 +407,8 @@ def build_server(tools: Tools) -> Server:
 _INSTRUCTIONS = ("coral runs TypeScript scripts (@coral/sdk) on a Linux host's agent: eBPF probes on functions, "
                  "emits stored in DuckDB. Find functions with coral_list_functions, deploy with "
                  "coral_deploy_script, watch with coral_script_status, read results with coral_query_sql "
-                 "(emitted_events, probe_events), stop with coral_stop_script.")
+                 "(emitted_events, probe_events), stop with coral_stop_script. What was probed: "
+                 "coral_list_services, then coral_query_metrics and coral_query_traces per service.")
 
 
 def serve(*, agent: str | None, tls_ca: str | None, tls_cert: str | None, tls_key: str | None,

@@ -4,13 +4,14 @@ everyone else reads through `open_readonly`."""
 import contextlib
 import json
 import logging
+import os
 import threading
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, ContextManager
+from typing import TYPE_CHECKING, Callable, ContextManager, Sequence
 
 import duckdb
 
@@ -39,7 +40,8 @@ CREATE TABLE IF NOT EXISTS probe_sessions (
     in_flight_at_stop   BIGINT,           -- calls still running when the session stopped
     in_flight_at_attach BIGINT,           -- returns of calls begun before attach (not hits)
     stop_reason  VARCHAR,                 -- interrupt, terminate, duration, command exited, ...
-    execution_id VARCHAR                  -- the script execution whose probe this was
+    execution_id VARCHAR,                 -- the script execution whose probe this was
+    service      VARCHAR                  -- coral_probe/services.py; NULL (older files): the basename of target
 );
 CREATE TABLE IF NOT EXISTS probe_events (
     session_id    VARCHAR NOT NULL,
@@ -61,7 +63,13 @@ CREATE TABLE IF NOT EXISTS emitted_events (
     data         JSON,
     severity     VARCHAR NOT NULL,
     script_id    VARCHAR,
-    execution_id VARCHAR
+    execution_id VARCHAR,
+    seq          BIGINT                   -- the agent's delivery order (commit order), for the colony
+);
+-- How far each colony (by --colony address) has acknowledged emitted_events.
+CREATE TABLE IF NOT EXISTS colony_delivery (
+    colony       VARCHAR PRIMARY KEY,
+    acked_seq    BIGINT NOT NULL          -- every emitted event up to this seq is stored there
 );
 CREATE TABLE IF NOT EXISTS scripts (
     id         VARCHAR PRIMARY KEY,
@@ -105,7 +113,8 @@ CREATE TABLE IF NOT EXISTS system_metrics_local (
 # What a script sent past its limits (agent/log_pump.py, agent/handlers.py).
 LIMIT_COLUMNS = ("log_lines_truncated", "log_lines_dropped", "log_bytes_dropped", "emits_refused")
 _SESSION_COLUMNS_ADDED = (("too_deep", "BIGINT"), ("in_flight_at_stop", "BIGINT"),
-                          ("in_flight_at_attach", "BIGINT"), ("stop_reason", "VARCHAR"), ("execution_id", "VARCHAR"))
+                          ("in_flight_at_attach", "BIGINT"), ("stop_reason", "VARCHAR"), ("execution_id", "VARCHAR"),
+                          ("service", "VARCHAR"))
 # Deployed scripts (agent/registry.py): params, ad-hoc or daemon, timeout, and
 # pending / running / stopped / completed / failed / deleted; their trigger
 # (agent/triggers.py: manual, schedule with a cron, event with a condition
@@ -142,6 +151,34 @@ class ProbeSessionInfo:
     functions: list[str]
     nargs: int
     options: dict
+    # Its name (services.py), given by whoever begins the session; sent to an
+    # agent, None lets the agent name it.
+    service: str | None = None
+    binary: str | None = None  # the probed file's real path, for an agent to name it (not stored)
+
+
+# A group of emits in one statement of a few string parameters: DuckDB reads
+# Python objects (lists, registered numpy columns) holding the GIL, row by
+# row, and the agent's SDK threads need it meanwhile. Data texts are joined
+# by NUL (JSON text has none); ids are 32 hex digits each of one string;
+# names and severities are indexes into their lists, in fixed-width digits.
+_INSERT_EMITS = """
+INSERT INTO emitted_events (id, timestamp, name, data, severity, script_id, execution_id, seq)
+SELECT substr($ids, 32 * i - 31, 32), now(), $names[substr($name_codes, 4 * i - 3, 4)::INT], data::JSON,
+       $severities[substr($severity_codes, i, 1)::INT], $script_id, $execution_id, $first_seq + i - 1
+FROM unnest(string_split($data, chr(0))) WITH ORDINALITY AS emits(data, i)
+"""
+
+
+def _dictionary(values: tuple[str, ...], width: int) -> tuple[list[str], str]:
+    """The distinct values, and each value's 1-based index among them in `width` digits."""
+    index: dict[str, str] = {}
+    for value in values:
+        if value not in index:
+            if len(index) + 1 >= 10 ** width:
+                raise ValueError(f"more than {10 ** width - 1} distinct values in one group of emits")
+            index[value] = str(len(index) + 1).zfill(width)
+    return list(index), "".join([index[value] for value in values])
 
 
 class Store:
@@ -161,6 +198,7 @@ class Store:
             self.con.execute(f"ALTER TABLE scripts ADD COLUMN IF NOT EXISTS {column} {kind}")
         for column, kind in _SESSION_COLUMNS_ADDED:
             self.con.execute(f"ALTER TABLE probe_sessions ADD COLUMN IF NOT EXISTS {column} {kind}")
+        self._number_emits()
         # Scripts query this database: no file, network or extension access
         # through SQL (read_csv('/etc/passwd')), and no SET to undo it.
         self.con.execute("SET enable_external_access = false; SET lock_configuration = true")
@@ -207,14 +245,79 @@ class Store:
             self.failure = self.failure or f"the agent's database failed: {first_line(e)}"
             raise StoreFailed(self.failure) from None
 
+    def _number_emits(self) -> None:
+        """Gives emitted events a seq: rows of files made before it existed are
+        numbered in time order; later ones get the next numbers (emit_many)."""
+        self.con.execute("ALTER TABLE emitted_events ADD COLUMN IF NOT EXISTS seq BIGINT")
+        self.con.execute("UPDATE emitted_events SET seq = numbered.seq FROM ("
+                         " SELECT id, (SELECT coalesce(max(seq), 0) FROM emitted_events)"
+                         "   + row_number() OVER (ORDER BY timestamp, id) AS seq"
+                         " FROM emitted_events WHERE seq IS NULL) numbered"
+                         " WHERE emitted_events.id = numbered.id")
+        (self._emit_seq,) = self.con.execute("SELECT coalesce(max(seq), 0) FROM emitted_events").fetchone() or (0,)
+        # Held from taking seqs to the commit: a reader that sees seq N committed sees every seq below it.
+        self._emit_lock = threading.Lock()
+        self.on_emitted: list[Callable[[], None]] = []  # called after each commit of emits (the colony pusher)
+
     def emit(self, name: str, data_json: str, severity: str, script_id: str | None,
              execution_id: str | None) -> str:
-        event_id = uuid.uuid4().hex
-        with self._writing() as cur:
-            cur.execute("INSERT INTO emitted_events VALUES (?, ?, ?, ?::JSON, ?, ?, ?)",
-                        [event_id, datetime.now(timezone.utc), name, data_json, severity, script_id,
-                         execution_id])
+        [event_id] = self.emit_many([(name, data_json, severity)], script_id, execution_id)
+        if event_id is None:
+            raise CoralError("emit data is not valid JSON")
         return event_id
+
+    def emit_many(self, events: list[tuple[str, str, str]], script_id: str | None,
+                  execution_id: str | None) -> Sequence[str | None]:
+        """Stores events of one execution, each (name, data as JSON text,
+        severity), in one INSERT, stamped with its time. Returns their ids;
+        None for an event whose data DuckDB does not take as JSON (stricter
+        than Python's json: a lone surrogate escape), left out."""
+        # UUIDv7's layout in 32 hex digits: the time in ms, then 80 random bits.
+        # Ids in time order keep the inserts into the key index (here and in
+        # the colony's) local: random ones cost twice as much at 500k rows.
+        now_ms, random_hex = f"{time.time_ns() // 1_000_000:012x}", os.urandom(10 * len(events)).hex()
+        ids = [now_ms + random_hex[i:i + 20] for i in range(0, len(random_hex), 20)]
+        stored: Sequence[str | None] = ids
+        with self._emit_lock, self._writing() as cur:
+            try:
+                self._insert_emits(cur, "".join(ids), events, script_id, execution_id)
+            except (duckdb.ConversionException, ValueError):
+                # The statement stored nothing: the others go without the culprits.
+                valid = cur.execute("SELECT list(i ORDER BY i) FROM unnest(?::VARCHAR[]) WITH ORDINALITY AS e(data, i)"
+                                    " WHERE json_valid(data) AND NOT contains(data, chr(0))",
+                                    [[data for _, data, _ in events]]).fetchone()[0] or []
+                kept = set(valid)
+                stored = [event_id if i + 1 in kept else None for i, event_id in enumerate(ids)]
+                if kept:
+                    self._insert_emits(cur, "".join(ids[i - 1] for i in valid), [events[i - 1] for i in valid],
+                                       script_id, execution_id)
+        for listener in self.on_emitted:
+            listener()
+        return stored
+
+    def _insert_emits(self, cur: duckdb.DuckDBPyConnection, hex_ids: str, events: list[tuple[str, str, str]],
+                      script_id: str | None, execution_id: str | None) -> None:
+        names, data, severities = zip(*events)
+        joined = "\0".join(data)
+        if joined.count("\0") != len(events) - 1:
+            raise ValueError("emit data with a NUL character")  # no JSON text has one
+        name_list, name_codes = _dictionary(names, 4)
+        severity_list, severity_codes = _dictionary(severities, 1)
+        cur.execute(_INSERT_EMITS, {"ids": hex_ids, "data": joined, "names": name_list, "name_codes": name_codes,
+                                    "severities": severity_list, "severity_codes": severity_codes,
+                                    "script_id": script_id, "execution_id": execution_id,
+                                    "first_seq": self._emit_seq + 1})
+        self._emit_seq += len(events)
+
+    def delivered_through(self, colony: str) -> int:
+        """The last seq `colony` acknowledged (0: none yet)."""
+        with self.cursor() as cur:
+            row = cur.execute("SELECT acked_seq FROM colony_delivery WHERE colony = ?", [colony]).fetchone()
+        return row[0] if row else 0
+
+    def record_delivery(self, colony: str, acked_seq: int) -> None:
+        with self._writing() as cur:
+            cur.execute("INSERT OR REPLACE INTO colony_delivery VALUES (?, ?)", [colony, acked_seq])
 
     def record_system_metrics(self, samples: list[tuple[str, float, str]]) -> None:
         now = datetime.now(timezone.utc)
@@ -297,9 +400,9 @@ class Store:
         with self._writing() as cur:
             cur.execute(
                 "INSERT INTO probe_sessions (session_id, started_at, probe_type, target, pid, functions, options,"
-                " execution_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " execution_id, service) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [session_id, datetime.now(timezone.utc), info.probe_type, info.target, info.pid,
-                 info.functions, json.dumps(info.options), execution_id])
+                 info.functions, json.dumps(info.options), execution_id, info.service])
         return session_id
 
     def end_probe_session(self, session_id: str, accounting: "Accounting | None", stop_reason: str) -> None:

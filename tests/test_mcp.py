@@ -10,16 +10,19 @@ import sys
 from pathlib import Path
 
 import anyio
+import pytest
 from mcp import ClientSession, StdioServerParameters, types
 from mcp.client.stdio import stdio_client
 
-from coral_probe.api import pb
+from coral_probe.api import pb, qpb, qpb_grpc
 from test_agent_service import code_of
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT = types.Implementation(name="coral-test-assistant", version="0.1")
 TOOLS = {"coral_deploy_script", "coral_list_scripts", "coral_script_status", "coral_stop_script",
-         "coral_query_sql", "coral_list_functions"}
+         "coral_query_sql", "coral_list_functions", "coral_list_services", "coral_query_metrics",
+         "coral_query_traces"}
+PAYMENTS = ROOT / "examples" / "payments" / "payments"
 SESSION_S = 240
 # Emits once, says so, then waits to be stopped.
 EMITS_THEN_WAITS = """
@@ -147,5 +150,45 @@ def test_without_an_agent_every_tool_says_so(coral, tmp_path):
                                 ("coral_deploy_script", {"name": "n", "code": "console.log(1);"})]:
             text = await call_error(session, name, **arguments)
             assert text == f"no agent at unix:{coral.home}/agent.sock (start one with `coral agent start`)"
+
+    in_session(coral, tmp_path, steps)
+
+
+@pytest.mark.bpf
+def test_an_assistant_asks_about_services_metrics_and_traces(agent, coral, tmp_path):
+    """The fleet view's tools answer what QueryService answers on the same data:
+    14 payments, customers 7 and 14 declined (return 1)."""
+    result = coral.run("probe", "attach", "ProcessPayment", "--args", "2", "--service", "pay", "-o", "jsonl", "--",
+                       str(PAYMENTS), "--calls", "14", "--slow-every", "0")
+    assert "(recorded by the agent)" in result.stderr, result.stderr
+    stub = qpb_grpc.QueryServiceStub(agent.channel)
+    p90 = stub.GetPercentile(qpb.GetPercentileRequest(service="pay", metric="ProcessPayment", percentile=90),
+                             timeout=60)
+    slowest = stub.FindSlowTraces(qpb.FindSlowTracesRequest(service="pay", limit=3), timeout=60)
+
+    async def steps(session: ClientSession) -> None:
+        services = (await call_ok(session, "coral_list_services")).structured_content["services"]
+        pay = next(s for s in services if s["name"] == "pay")
+        assert (pay["instance_count"], pay["events"]) == (1, 14)
+
+        metric = await call_ok(session, "coral_query_metrics", service="pay", function="ProcessPayment",
+                               percentile=90, window="10m")
+        assert metric.structured_content["value_ns"] == p90.value and metric.structured_content["count"] == 14
+        rate = await call_ok(session, "coral_query_metrics", service="pay", error_rate=True)
+        assert (rate.structured_content["error_count"], rate.structured_content["total_count"]) == (2, 14)
+        assert "2 of 14 calls" in text_of(rate)
+
+        errors = (await call_ok(session, "coral_query_traces", service="pay", kind="errors")).structured_content
+        assert errors["total_count"] == 2
+        assert sorted(t["args"][1] for t in errors["traces"]) == [7, 14]  # the customer ids
+        assert {t["return_value"] for t in errors["traces"]} == {1}
+        slow = (await call_ok(session, "coral_query_traces", service="pay", kind="slow", limit=3)).structured_content
+        assert [t["trace_id"] for t in slow["traces"]] == [t.trace_id for t in slowest.traces]
+
+        unknown = await call_error(session, "coral_query_metrics", service="nope", error_rate=True)
+        assert unknown.startswith("unknown service 'nope': known:") and "pay" in unknown
+        assert "percentile" in await call_error(session, "coral_query_metrics", service="pay")
+        assert "window" in await call_error(session, "coral_query_traces", service="pay", kind="slow",
+                                            window="soon")
 
     in_session(coral, tmp_path, steps)

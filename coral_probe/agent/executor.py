@@ -16,7 +16,7 @@ from typing import TextIO
 
 from ..errors import CoralError, ResourceExhausted
 from ..store_opener import script_id_of
-from .handlers import EmitLimits, ExecutionContext
+from .handlers import EMITS_PER_S, EmitLimits, ExecutionContext
 from .log_pump import LINES_PER_S, LogBudget, pump
 from .cgroups import ScriptCgroup
 from .sandbox import Sandbox, new_script_uid
@@ -76,12 +76,14 @@ class ScriptRun:
 class Executor:
     def __init__(self, store, server, sandbox: Sandbox, end_streams: Callable[[str], None], *,
                  max_concurrent: int = MAX_CONCURRENT, echo: bool = True, grace_s: float = STOP_GRACE_S,
-                 script_stdout: TextIO | None = None, log_lines_per_s: float = LINES_PER_S):
+                 script_stdout: TextIO | None = None, log_lines_per_s: float = LINES_PER_S,
+                 emits_per_s: float = EMITS_PER_S):
         """`end_streams(execution_id)` ends that run's probe streams: their last events, then an end frame.
         With `echo`, scripts' output is shown: stderr on stderr, stdout on `script_stdout` (default: stdout).
-        `log_lines_per_s`: each run's stored log lines (log_pump.py); past it, lines are dropped and counted."""
+        `log_lines_per_s`: each run's stored log lines (log_pump.py); past it, lines are dropped and counted.
+        `emits_per_s`: each run's emits (handlers.EmitLimits); past it, emits are refused and counted."""
         self.script_stdout = script_stdout
-        self.log_lines_per_s = log_lines_per_s
+        self.log_lines_per_s, self.emits_per_s = log_lines_per_s, emits_per_s
         self.store, self.server, self.sandbox, self.end_streams = store, server, sandbox, end_streams
         self.grace_s = grace_s
         self.max_concurrent, self.echo = max_concurrent, echo
@@ -135,7 +137,7 @@ class Executor:
             token = secrets.token_hex(16)
             script_id = registered_id or script_id_of(code)
             ctx = ExecutionContext(execution_id, script_id, target, dict(params or {}),
-                                   on_emit=output.on_emit if output else None)
+                                   emits=EmitLimits(self.emits_per_s), on_emit=output.on_emit if output else None)
             self.server.register(token, ctx)
             command = self.sandbox.command(copy, new_script_uid(), cgroup.procs_files)
             process = self.sandbox.launch(command, env=self.sandbox.environment(token, copy),

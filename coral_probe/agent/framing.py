@@ -102,6 +102,23 @@ class FrameReader:
                 return None
             self.frames.feed(chunk)
 
+    def read_available(self) -> bytes | None:
+        """The next frame if it is already here (buffered, or in the socket's
+        queue), without waiting; None if it is not whole yet or the stream
+        ended (read() then waits for it, or says so). Raises as read() would
+        before taking the frame: read() raises the same again."""
+        body = self.frames.next()
+        if body is not None:
+            return body
+        try:
+            chunk = self.sock.recv(RECV_BYTES, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return None
+        if not chunk:
+            return None
+        self.frames.feed(chunk)
+        return self.frames.next()
+
     def skip(self, refused: FrameTooLarge, keep: int = 32) -> bytes:
         """Reads past a refused frame, holding only its first `keep` bytes (to
         name the request in the refusal): the connection goes on after it."""

@@ -14,11 +14,19 @@ class TokenBucket:
 
     def take(self, n: float = 1) -> bool:
         """Takes `n` tokens if there are that many; False (and takes none) if not."""
+        return self.take_each([n])[0]
+
+    def take_each(self, amounts: list[float]) -> list[bool]:
+        """take() of each amount in turn, at one moment (requests received together)."""
         with self._lock:
             now = time.monotonic()
-            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate_per_s)
+            tokens = min(self.burst, self._tokens + (now - self._at) * self.rate_per_s)
             self._at = now
-            if self._tokens < n:
-                return False
-            self._tokens -= n
-            return True
+            taken = []
+            for n in amounts:
+                enough = tokens >= n
+                if enough:
+                    tokens -= n
+                taken.append(enough)
+            self._tokens = tokens
+            return taken

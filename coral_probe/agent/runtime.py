@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TextIO
 
 from .executor import Executor
-from .handlers import Handlers
+from .handlers import EMITS_PER_S, Handlers
 from .log_pump import LINES_PER_S
 from .policy import ProbePolicy
 from .sandbox import Sandbox
@@ -20,7 +20,7 @@ class AgentRuntime:
     def __init__(self, store, *, socket_path: str | None = None, echo: bool = True,
                  heap_mb: int | None = None, max_queued_events: int | None = None,
                  policy: ProbePolicy = ProbePolicy(), script_stdout: TextIO | None = None,
-                 log_lines_per_s: float = LINES_PER_S):
+                 log_lines_per_s: float = LINES_PER_S, emits_per_s: float = EMITS_PER_S):
         self.store = store
         # Short (AF_UNIX paths are limited to 108 bytes) and the agent's own:
         # the socket, Deno's cache and the copies of the scripts that run.
@@ -36,7 +36,8 @@ class AgentRuntime:
         self.sandbox = Sandbox(socket_path, self.runtime_dir, **({"heap_mb": heap_mb} if heap_mb else {}))
         self.sandbox.prepare_runtime()
         self.executor = Executor(store, self.server, self.sandbox, self.subscriptions.end_streams_of, echo=echo,
-                                 script_stdout=script_stdout, log_lines_per_s=log_lines_per_s)
+                                 script_stdout=script_stdout, log_lines_per_s=log_lines_per_s,
+                                 emits_per_s=emits_per_s)
 
     def __enter__(self) -> "AgentRuntime":
         self.sampler.start()

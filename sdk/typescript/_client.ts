@@ -165,6 +165,7 @@ class ControlSession {
   #nextId = 2n;
   #reading = false;
   #writes: Promise<void> = Promise.resolve();
+  #queued: Uint8Array[] = [];
   #closed = false;
   #onClose: () => void;
 
@@ -179,12 +180,18 @@ class ControlSession {
     const reply = new Promise<Response>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
     });
-    const frame = encodeRequest(id, call);
-    // Writes are chained so that two requests never interleave their bytes.
-    const write = this.#writes.then(() =>
-      writeAll(this.session.transport, frame)
-    );
-    this.#writes = write.catch((e) => this.close(closedError(e)));
+    // Writes are chained so that two requests never interleave their bytes;
+    // requests made while a write is in flight go together in the next one
+    // (a script's emits without awaiting each: one write for many).
+    this.#queued.push(encodeRequest(id, call));
+    if (this.#queued.length === 1) {
+      const write = this.#writes.then(() => {
+        const frames = this.#queued;
+        this.#queued = [];
+        return writeAll(this.session.transport, concat(frames));
+      });
+      this.#writes = write.catch((e) => this.close(closedError(e)));
+    }
     if (!this.#reading) this.#readReplies();
     return reply;
   }
@@ -226,6 +233,19 @@ class ControlSession {
     this.#pending.clear();
     for (const p of pending) p.reject(error);
   }
+}
+
+function concat(frames: Uint8Array[]): Uint8Array {
+  if (frames.length === 1) return frames[0];
+  let size = 0;
+  for (const f of frames) size += f.length;
+  const out = new Uint8Array(size);
+  let pos = 0;
+  for (const f of frames) {
+    out.set(f, pos);
+    pos += f.length;
+  }
+  return out;
 }
 
 let control: Promise<ControlSession> | undefined;
