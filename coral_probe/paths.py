@@ -17,17 +17,26 @@ def live_agent(home: Path) -> Path | None:
     accepts on $CORAL_HOME/agent.sock): the commands that would otherwise open
     its DuckDB file go through it instead. A stale socket file is no agent.
     Here, not in api/, so that a command without an agent never imports gRPC."""
+    path = agent_socket(home)
+    return path if accepts(path) else None
+
+
+def colony_socket(home: Path) -> Path:
+    return home / "colony.sock"
+
+
+def accepts(path: Path) -> bool:
+    """Something listens on the Unix socket at `path` (a stale file is nobody)."""
     import socket
 
-    path = agent_socket(home)
     if not path.is_socket():
-        return None
+        return False
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         try:
             s.connect(os.fspath(path))
         except OSError:
-            return None
-    return path
+            return False
+    return True
 
 
 def default_db_path() -> Path:

@@ -171,29 +171,14 @@ def asked(agent: str | None, colony: str | None, tls_ca: str | None, tls_cert: s
 
 def _local_server() -> tuple[str | None, str | None]:
     """(agent, colony): the agent serving $CORAL_HOME, else its colony, else neither."""
-    from .colony.main import colony_socket
-    from .paths import coral_home, live_agent
+    from .paths import accepts, colony_socket, coral_home, live_agent
 
     home = coral_home()
     if (socket := live_agent(home)) is not None:
         return f"unix:{socket}", None
-    if _accepts(socket := colony_socket(home)):
+    if accepts(socket := colony_socket(home)):
         return None, f"unix:{socket}"
     return None, None
-
-
-def _accepts(path: Path) -> bool:
-    """Something listens on the Unix socket at `path` (a stale file is nobody)."""
-    import socket
-
-    if not path.is_socket():
-        return False
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        try:
-            s.connect(os.fspath(path))
-        except OSError:
-            return False
-    return True
 
 
 def check_address(address: str, option: str) -> None:

@@ -15,16 +15,12 @@ from pathlib import Path
 from .. import __version__
 from ..agent.socket_path import claim
 from ..api import qpb, qpb_grpc, transport
-from ..paths import coral_home
+from ..paths import colony_socket, coral_home
 from ..stopping import StopSignals
 from ..terminal import safe_text
 from .fleet import AgentAddress, Credentials, Fleet
 
 SERVER_GRACE_S = 2.0
-
-
-def colony_socket(home: Path) -> Path:
-    return home / "colony.sock"
 
 
 def log(line: str) -> None:
